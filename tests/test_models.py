@@ -1,0 +1,93 @@
+"""Each adapter must reproduce its package's own ASE calculator: same model object, same structures,
+energies to 1e-5 eV/atom, forces to 1e-4 eV/Å, stresses to 1e-4 eV/Å³, all three structures in one batch."""
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+from pymatgen.io.ase import AseAtomsAdaptor
+
+from engine.models import ModelUnavailableError, load_model
+from engine.structures import pack, unpack
+
+from .conftest import MATGL_MODELS, needs_shared
+
+
+def assert_matches_calculator(loaded, calc, structures):
+    state = pack(structures, device="cpu", dtype=loaded.model.dtype)
+    out = loaded.model(state)
+    bounds = np.cumsum([0] + [len(s) for s in structures])
+    # The calculator sees exactly the coordinates the state holds (float32 models round them).
+    for i, s in enumerate(unpack(state)):
+        atoms = AseAtomsAdaptor.get_atoms(s)
+        atoms.calc = calc
+        e_ref, f_ref = atoms.get_potential_energy(), atoms.get_forces()
+        s_ref = atoms.get_stress(voigt=False)
+        e = out["energy"][i].item()
+        f = out["forces"][bounds[i]:bounds[i + 1]].double().numpy()
+        st = out["stress"][i].double().numpy()
+        assert abs(e - e_ref) / len(s) <= 1e-5, (i, e, e_ref)
+        assert np.abs(f - f_ref).max() <= 1e-4, (i, np.abs(f - f_ref).max())
+        assert np.abs(st - s_ref).max() <= 1e-4, (i, st, s_ref)
+        assert np.abs(f_ref).max() > 1e-2 and np.abs(s_ref).max() > 1e-4  # the comparison is not trivial
+
+
+def cfg(**kw):
+    return OmegaConf.create(kw)
+
+
+def test_sevennet_0_matches_ase(three_structures):
+    from sevenn.calculator import SevenNetCalculator
+
+    loaded = load_model(cfg(kind="sevennet", name="7net-0", dtype="float32"))
+    assert loaded.model.dtype == torch.float32 and 3 in loaded.supported_z
+    assert_matches_calculator(loaded, SevenNetCalculator("7net-0", device="cpu"), three_structures)
+
+
+def test_float32_only_models_refuse_float64():
+    with pytest.raises(ValueError, match="float32 only"):
+        load_model(cfg(kind="sevennet", name="7net-0", dtype="float64"))
+    with pytest.raises(ValueError, match="float32 only"):
+        load_model(cfg(kind="chgnet", name="0.3.0", dtype="float64"))
+
+
+def test_chgnet_matches_ase(three_structures):
+    from chgnet.model.dynamics import CHGNetCalculator
+
+    loaded = load_model(cfg(kind="chgnet", name="0.3.0", dtype="float32"))
+    calc = CHGNetCalculator(model=loaded.model.model, use_device="cpu")
+    assert_matches_calculator(loaded, calc, three_structures)
+
+
+@pytest.mark.parametrize("name", ["TensorNet-MatPES-PBE-v2025.1-PES", "M3GNet-MP-2021.2.8-PES"])
+def test_matgl_matches_ase(three_structures, name):
+    from matgl.ext.ase import PESCalculator
+
+    path = MATGL_MODELS / name
+    if not path.exists():
+        pytest.skip(f"{path} missing")
+    loaded = load_model(cfg(kind="matgl", name=name, path=str(path), dtype="float64"))
+    assert loaded.model.dtype == torch.float64
+    calc = PESCalculator(loaded.model.potential, stress_unit="eV/A3")  # the same, now float64, potential
+    assert_matches_calculator(loaded, calc, three_structures)
+
+
+def test_random_mace_matches_ase(three_structures, tmp_path):
+    from mace.calculators import MACECalculator
+
+    from .mace_fixture import small_random_mace
+
+    path = tmp_path / "small.model"
+    torch.save(small_random_mace(seed=0), path)
+    loaded = load_model(cfg(kind="mace", name="random-small", path=str(path), dtype="float64"))
+    calc = MACECalculator(model_paths=str(path), device="cpu", default_dtype="float64")
+    assert_matches_calculator(loaded, calc, three_structures)
+
+
+def test_missing_weights_offline_fail_with_instructions(tmp_path):
+    with pytest.raises(ModelUnavailableError, match="model.path="):
+        load_model(cfg(kind="mace", name="medium-mpa-0", dtype="float64"))
+    with pytest.raises(ModelUnavailableError, match="local folder"):
+        load_model(cfg(kind="matgl", name="TensorNet-MatPES-PBE-v2025.1-PES", path=str(tmp_path / "nowhere")))
+    with pytest.raises(ModelUnavailableError, match="pretrained name"):
+        load_model(cfg(kind="sevennet", name="7net-does-not-exist"))
