@@ -1,0 +1,120 @@
+"""Hydra entry point: ``python -m engine.screen`` runs the configured stages in order on one HDF5 file.
+
+Each stage reads what passed the stage before it from the file, skips what it already finished, and appends its
+results as they come; rerunning the same command after a crash or a kill resumes the run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import platform
+import sys
+import time
+from importlib.metadata import PackageNotFoundError, version
+
+import hydra
+import torch
+import yaml
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+from engine import candidates, relax
+from engine.models import LoadedModel, ModelUnavailableError, load_model
+from engine.store import ResultStore
+
+log = logging.getLogger("engine.screen")
+
+STAGES = {"candidates": candidates.run_stage, "relax": relax.run_stage}
+# Config sections that must not change when a run is resumed: they define what is already in the file.
+FROZEN_ON_RESUME = ("model", "candidates", "relax")
+PACKAGES = ("torch", "torch-sim-atomistic", "sevenn", "matgl", "chgnet", "mace-torch", "e3nn", "pymatgen",
+            "ase", "spglib", "pyxtal", "h5py", "hydra-core", "numpy")
+
+
+def package_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        with contextlib.suppress(PackageNotFoundError):
+            out[name] = version(name)
+    return out
+
+
+class Run:
+    """What the stages share: the config, the store, the device and the loaded models."""
+
+    def __init__(self, cfg: DictConfig, store: ResultStore):
+        self.cfg, self.store = cfg, store
+        self.device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available()
+                                   else ("cpu" if cfg.device == "auto" else cfg.device))
+        self._models: dict[str, LoadedModel] = {}
+
+    def model(self, role: str, model_cfg) -> LoadedModel:
+        key = OmegaConf.to_yaml(model_cfg)
+        if key not in self._models:
+            self._models[key] = load_model(model_cfg, self.device)
+            self.store.write_metadata(self.store.metadata()["config"] or "", package_versions(),
+                                      {role: self._models[key].provenance()})
+        return self._models[key]
+
+    @contextlib.contextmanager
+    def progress(self, stage: str, total: int):
+        bar = tqdm(total=total, desc=stage, unit="structure", file=sys.stderr, dynamic_ncols=True)
+        try:
+            yield bar
+        finally:
+            bar.close()
+
+
+def check_resumable(store: ResultStore, cfg: DictConfig) -> None:
+    stored = store.metadata()["config"]
+    if not stored:
+        return
+    old = yaml.safe_load(stored) or {}
+    new = OmegaConf.to_container(cfg, resolve=True)
+    changed = [k for k in FROZEN_ON_RESUME if old.get(k) != new.get(k)]
+    if changed:
+        raise SystemExit(f"{store.path} holds a run made with different {', '.join(changed)} settings; "
+                         "rerun with those settings to resume it, or choose a new output=...")
+
+
+def summary_table(store: ResultStore, stages, timings: dict[str, float]) -> str:
+    lines = [f"{'stage':<12}{'in':>6}{'pass':>6}{'fail':>6}{'error':>6}{'time/s':>9}  top reasons"]
+    for name in stages:
+        s = store.summary(name)
+        reasons = "; ".join(f"{r} ({n})" for r, n in s["top_reasons"]) or "-"
+        lines.append(f"{name:<12}{s['n']:>6}{s['pass']:>6}{s['fail']:>6}{s['error']:>6}"
+                     f"{timings.get(name, 0.0):>9.1f}  {reasons}")
+    return "\n".join(lines)
+
+
+def run(cfg: DictConfig) -> dict[str, float]:
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg.threads))
+    unknown = [s for s in cfg.stages if s not in STAGES]
+    if unknown:
+        raise SystemExit(f"unknown stages {unknown}; available: {list(STAGES)}")
+    timings: dict[str, float] = {}
+    with ResultStore(cfg.output) as store:
+        check_resumable(store, cfg)
+        store.write_metadata(OmegaConf.to_yaml(cfg, resolve=True), package_versions(), {})
+        ctx = Run(cfg, store)
+        for name in cfg.stages:
+            t0 = time.perf_counter()
+            try:
+                STAGES[name](ctx)
+            except ModelUnavailableError as exc:
+                raise SystemExit(f"stage {name}: {exc}") from None
+            timings[name] = time.perf_counter() - t0
+        print(f"\n{cfg.output}\n" + summary_table(store, cfg.stages, timings))
+    return timings
+
+
+@hydra.main(config_path="../conf", config_name="screen", version_base=None)
+def main(cfg: DictConfig) -> None:
+    logging.getLogger("torch_sim").setLevel(logging.WARNING)  # per-swap INFO lines drown the progress bars
+    run(cfg)
+
+
+if __name__ == "__main__":
+    main()
