@@ -1,0 +1,99 @@
+"""The Hydra entry point end to end: bad inputs become recorded reasons, and a SIGKILLed run resumes."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+from pymatgen.core import Lattice, Structure
+
+from engine.store import ResultStore
+
+from .conftest import ROOT, rattled
+
+SMALL = ["candidates.chemical_systems=[[Li,Al,F],[Li,Mg,Cl],[Li,Y,Cl],[Li,Zr,Cl]]", "candidates.per_system=1",
+         "candidates.max_atoms=10", "relax.max_steps=300", "threads=1"]
+
+
+def screen(*overrides, timeout=600, wait=True):
+    cmd = [sys.executable, "-m", "engine.screen", *overrides]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    if not wait:
+        return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout
+
+
+def relax_rows(path):
+    with ResultStore(path, "r") as store:
+        ids = store.ids("relax")
+        return dict(zip(ids, store.column("relax", "energy_per_atom"))), store.column("relax", "status")
+
+
+def test_bad_inputs_are_recorded_and_the_rest_relaxed(tmp_path):
+    folder = tmp_path / "cands"
+    folder.mkdir()
+    lif = Structure.from_spacegroup("Fm-3m", Lattice.cubic(4.05), ["Li", "F"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    rattled(lif.get_primitive_structure(), [0.02, 0, 0], 0.03, 0).to(filename=str(folder / "good_lif.cif"))
+    licl = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.2), ["Li", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    licl.get_primitive_structure().to(filename=str(folder / "good_licl.cif"))
+    overlap = lif.copy()
+    overlap.append("Li", overlap[0].coords + [0.1, 0, 0], coords_are_cartesian=True)
+    overlap.to(filename=str(folder / "overlap.cif"))
+    Structure(Lattice.cubic(4.2), ["Li", "Po"], [[0, 0, 0], [0.5, 0.5, 0.5]]).to(filename=str(folder / "lipo.cif"))
+    (folder / "broken.cif").write_text("data_x\n_cell_length_a\nloop_\n garbage\n")
+    out = tmp_path / "bad.h5"
+    stdout = screen("candidates=files", f"candidates.path={folder}", f"output={out}", "threads=1")
+    assert "relax" in stdout
+    with ResultStore(out, "r") as store:
+        cand = dict(zip(store.ids("candidates"), zip(store.column("candidates", "status"),
+                                                     store.column("candidates", "reason"))))
+        assert cand["broken"][0] == "error" and cand["broken"][1].startswith("unreadable")
+        assert cand["overlap"][0] == "fail" and cand["overlap"][1].startswith("d_min")
+        relax = dict(zip(store.ids("relax"), zip(store.column("relax", "status"), store.column("relax", "reason"))))
+        assert relax["lipo"] == ("error", "elements not in model: Po (7net-0)")
+        assert relax["good_lif"][0] == "pass" and relax["good_licl"][0] == "pass"
+        assert set(relax) == {"lipo", "good_lif", "good_licl"}
+        fmax = dict(zip(store.ids("relax"), store.column("relax", "fmax")))
+        assert fmax["good_lif"] < 0.05
+
+
+def test_sigkill_mid_relaxation_then_rerun_resumes_without_redoing_work(tmp_path):
+    reference = tmp_path / "reference.h5"
+    screen(*SMALL, f"output={reference}")
+    ref_energy, ref_status = relax_rows(reference)
+    assert len(ref_energy) == 4
+
+    killed = tmp_path / "killed.h5"
+    proc = screen(*SMALL, f"output={killed}", wait=False)
+    done_before_kill = {}
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+        try:
+            with h5py.File(killed, "r") as h5:
+                n = h5["relax/id"].shape[0] if "relax/id" in h5 else 0
+        except (OSError, KeyError):
+            continue
+        if n >= 1:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            break
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed mid-relaxation"
+    done_before_kill, _ = relax_rows(killed)
+    assert 1 <= len(done_before_kill) < 4
+
+    screen(*SMALL, f"output={killed}")
+    energy, status = relax_rows(killed)
+    with ResultStore(killed, "r") as store:
+        ids = store.ids("relax")
+    assert sorted(ids) == sorted(set(ids)) == sorted(ref_energy)  # nothing relaxed twice
+    for cid, e in done_before_kill.items():
+        assert energy[cid] == e  # finished rows are kept as they were
+    for cid, e in ref_energy.items():  # and the resumed run agrees with the uninterrupted one
+        assert abs(energy[cid] - e) < 2e-3, (cid, energy[cid], e)
+    assert sorted(status) == sorted(ref_status)
