@@ -29,6 +29,10 @@ def rattled(structure: Structure, strain, sigma: float, seed: int) -> Structure:
 
 @pytest.fixture(scope="session")
 def three_structures() -> list[Structure]:
+    return make_three_structures()
+
+
+def make_three_structures() -> list[Structure]:
     """Three different small Li compounds (2, 3 and 8 atoms), strained and rattled."""
     lif = Structure.from_spacegroup("Fm-3m", Lattice.cubic(4.10), ["Li", "F"], [[0, 0, 0], [0.5, 0.5, 0.5]])
     li2o = Structure.from_spacegroup("Fm-3m", Lattice.cubic(4.55), ["Li", "O"], [[0.25, 0.25, 0.25], [0, 0, 0]])

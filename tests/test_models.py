@@ -91,3 +91,27 @@ def test_missing_weights_offline_fail_with_instructions(tmp_path):
         load_model(cfg(kind="matgl", name="TensorNet-MatPES-PBE-v2025.1-PES", path=str(tmp_path / "nowhere")))
     with pytest.raises(ModelUnavailableError, match="pretrained name"):
         load_model(cfg(kind="sevennet", name="7net-does-not-exist"))
+
+
+def test_mace_checkpoint_pickled_under_e3nn_044_loads_and_reproduces_its_outputs(three_structures):
+    """tests/data/mace_e3nn044_small.model was pickled under e3nn 0.4.4 (tests/data/make_mace_e3nn044.py),
+    as MACE foundation checkpoints are; plain torch.load fails on it under e3nn >= 0.5."""
+    import json
+
+    import e3nn
+
+    from .conftest import ROOT
+
+    data = ROOT / "tests" / "data"
+    ref = json.loads((data / "mace_e3nn044_small.json").read_text())
+    assert ref["e3nn"] == "0.4.4" and e3nn.__version__ != "0.4.4"
+    with pytest.raises(ValueError, match="too many values to unpack"):
+        torch.load(data / "mace_e3nn044_small.model", weights_only=False)
+    loaded = load_model(cfg(kind="mace", name="e3nn044", path=str(data / "mace_e3nn044_small.model"),
+                            dtype="float64"))
+    out = loaded.model(pack(three_structures, dtype=torch.float64))
+    bounds = np.cumsum([0] + [len(s) for s in three_structures])
+    for i, (s, r) in enumerate(zip(three_structures, ref["results"])):
+        assert abs(out["energy"][i].item() - r["energy"]) / len(s) <= 1e-5
+        np.testing.assert_allclose(out["forces"][bounds[i]:bounds[i + 1]].numpy(), r["forces"], atol=1e-4)
+        np.testing.assert_allclose(out["stress"][i].numpy(), r["stress"], atol=1e-4)

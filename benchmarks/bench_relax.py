@@ -1,0 +1,117 @@
+"""Relaxation throughput: the engine's batched in-flight FIRE vs the plain per-structure ASE loop vs the floor.
+
+(a) engine: engine.relax.relax on N structures (8-80 atoms), one process;
+(b) ASE: for each structure, the model package's own ASE calculator, ase.optimize.FIRE on
+    ase.filters.FrechetCellFilter, same fmax and step limit;
+(c) floor: the same number of structure-evaluations as (a) made, done as batched model calls alone.
+Prints structures/s for each, the ratios a/b and a/c, the largest final-energy difference per atom (a vs b),
+and writes benchmarks/results/relax_<device>.json.
+
+    python benchmarks/bench_relax.py [--n 16] [--model sevennet_0] [--device cpu|cuda]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+from ase.filters import FrechetCellFilter
+from ase.optimize import FIRE
+from pymatgen.io.ase import AseAtomsAdaptor
+
+from common import ase_calculator, mixed_size_structures, model_config, write_json
+from engine.models import load_model
+from engine.relax import RelaxSettings, relax
+from engine.structures import pack
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=16)
+    ap.add_argument("--model", default="sevennet_0")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--fmax", type=float, default=0.05)
+    ap.add_argument("--max-steps", type=int, default=500)
+    ap.add_argument("--max-atoms-per-batch", type=int, default=2000)
+    args = ap.parse_args()
+
+    structures = mixed_size_structures(args.n)
+    loaded = load_model(model_config(args.model), args.device)
+    device = loaded.model.device
+    n_atoms = [len(s) for s in structures]
+    print(f"{args.n} structures, {min(n_atoms)}-{max(n_atoms)} atoms ({sum(n_atoms)} in all), model "
+          f"{loaded.name} ({loaded.model.dtype}), device {device}, torch threads {torch.get_num_threads()}")
+
+    # warm-up (first calls pay for lazy initialisation in every package)
+    loaded.model(pack(structures[:2], device, loaded.model.dtype))
+
+    # (a) engine
+    results = {}
+    settings = RelaxSettings(fmax=args.fmax, max_steps=args.max_steps,
+                             max_atoms_per_batch=args.max_atoms_per_batch if device.type == "cpu" else None)
+    ids = [str(i) for i in range(len(structures))]
+    sync(device)
+    t0 = time.perf_counter()
+    relax(structures, ids, loaded, settings, lambda rs: results.update({r.id: r for r in rs}))
+    sync(device)
+    t_engine = time.perf_counter() - t0
+    engine_steps = [results[i].steps for i in ids]
+    engine_e = np.array([results[i].energy_per_atom for i in ids])
+
+    # (b) per-structure ASE loop
+    calc = ase_calculator(loaded, str(device))
+    ase_e, ase_steps = [], []
+    t0 = time.perf_counter()
+    for s in structures:
+        atoms = AseAtomsAdaptor.get_atoms(s)
+        atoms.calc = calc
+        opt = FIRE(FrechetCellFilter(atoms), logfile=None)
+        opt.run(fmax=args.fmax, steps=args.max_steps)
+        ase_steps.append(opt.nsteps)
+        ase_e.append(atoms.get_potential_energy() / len(atoms))
+    t_ase = time.perf_counter() - t0
+
+    # (c) floor: the engine's structure-evaluations as full batched model calls alone
+    state = pack(structures, device, loaded.model.dtype)
+    n_calls = int(np.ceil(sum(engine_steps) / len(structures)))
+    sync(device)
+    t0 = time.perf_counter()
+    for _ in range(n_calls):
+        loaded.model(state)
+    sync(device)
+    t_floor = time.perf_counter() - t0
+
+    n = len(structures)
+    converged = sum(results[i].converged for i in ids)
+    row = {
+        "n_structures": n, "atoms_min": min(n_atoms), "atoms_max": max(n_atoms), "model": loaded.name,
+        "device": str(device), "dtype": str(loaded.model.dtype),
+        "engine_s": t_engine, "ase_s": t_ase, "floor_s": t_floor,
+        "engine_structures_per_s": n / t_engine, "ase_structures_per_s": n / t_ase,
+        "floor_structures_per_s": n / t_floor,
+        "speedup_engine_over_ase": t_ase / t_engine, "engine_over_floor": t_floor / t_engine,
+        "engine_steps_total": int(sum(engine_steps)), "ase_steps_total": int(sum(ase_steps)),
+        "engine_converged": int(converged), "ase_converged": int(sum(s < args.max_steps for s in ase_steps)),
+        "max_abs_dE_per_atom_eV": float(np.nanmax(np.abs(engine_e - np.array(ase_e)))),
+    }
+    print(f"\n{'':<10}{'time/s':>9}{'structures/s':>14}{'steps':>8}")
+    print(f"{'engine':<10}{t_engine:>9.1f}{n / t_engine:>14.3f}{sum(engine_steps):>8d}")
+    print(f"{'ASE loop':<10}{t_ase:>9.1f}{n / t_ase:>14.3f}{sum(ase_steps):>8d}")
+    print(f"{'floor':<10}{t_floor:>9.1f}{n / t_floor:>14.3f}{n_calls * n:>8d}")
+    print(f"a/b (engine speed-up over ASE loop): {row['speedup_engine_over_ase']:.2f}x")
+    print(f"a/c (engine throughput / floor):     {row['engine_over_floor']:.2f}  "
+          f"(overhead over floor {100 * (t_engine / t_floor - 1):.0f} %)")
+    print(f"converged: engine {converged}/{n}, ASE {row['ase_converged']}/{n}; "
+          f"max |dE| engine vs ASE {row['max_abs_dE_per_atom_eV']:.2e} eV/atom")
+    print("wrote", write_json(f"relax_{device.type}", row))
+
+
+if __name__ == "__main__":
+    main()
