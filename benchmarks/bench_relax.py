@@ -3,11 +3,12 @@
 (a) engine: engine.relax.relax on N structures (8-80 atoms), one process;
 (b) ASE: for each structure, the model package's own ASE calculator, ase.optimize.FIRE on
     ase.filters.FrechetCellFilter, same fmax and step limit;
-(c) floor: the same number of structure-evaluations as (a) made, done as batched model calls alone.
+(c) floor: the same number of structure-evaluations as (a) made, done as batched model calls alone;
+(d) torch-sim's own ``ts.optimize`` runner on the same inputs, for reference.
 Prints structures/s for each, the ratios a/b and a/c, the largest final-energy difference per atom (a vs b),
 and writes benchmarks/results/relax_<device>.json.
 
-    python benchmarks/bench_relax.py [--n 16] [--model sevennet_0] [--device cpu|cuda]
+    python benchmarks/bench_relax.py [--n 16] [--min-atoms 8] [--max-atoms 80] [--model sevennet_0] [--device cpu|cuda]
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ def sync(device):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=16)
+    ap.add_argument("--min-atoms", type=int, default=8)
+    ap.add_argument("--max-atoms", type=int, default=80)
     ap.add_argument("--model", default="sevennet_0")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--fmax", type=float, default=0.05)
@@ -42,7 +45,7 @@ def main() -> None:
     ap.add_argument("--max-atoms-per-batch", type=int, default=2000)
     args = ap.parse_args()
 
-    structures = mixed_size_structures(args.n)
+    structures = mixed_size_structures(args.n, args.min_atoms, args.max_atoms)
     loaded = load_model(model_config(args.model), args.device)
     device = loaded.model.device
     n_atoms = [len(s) for s in structures]
@@ -78,6 +81,22 @@ def main() -> None:
         ase_e.append(atoms.get_potential_energy() / len(atoms))
     t_ase = time.perf_counter() - t0
 
+    # (d) torch-sim's own runner on the same inputs (same FIRE flavour, cell filter and convergence test)
+    import torch_sim as ts
+
+    sync(device)
+    t0 = time.perf_counter()
+    ts.optimize(system=pack(structures, device, loaded.model.dtype), model=loaded.model,
+                optimizer=ts.Optimizer.fire, max_steps=args.max_steps,
+                convergence_fn=ts.generate_force_convergence_fn(args.fmax, include_cell_forces=True),
+                autobatcher=ts.InFlightAutoBatcher(loaded.model, memory_scales_with="n_atoms",
+                                                   max_memory_scaler=args.max_atoms_per_batch)
+                if device.type == "cpu" else True,
+                init_kwargs={"cell_filter": ts.CellFilter.frechet, "fire_flavor": "ase_fire"},
+                fire_flavor="ase_fire")
+    sync(device)
+    t_torchsim = time.perf_counter() - t0
+
     # (c) floor: the engine's structure-evaluations as full batched model calls alone
     state = pack(structures, device, loaded.model.dtype)
     n_calls = int(np.ceil(sum(engine_steps) / len(structures)))
@@ -96,6 +115,7 @@ def main() -> None:
         "engine_s": t_engine, "ase_s": t_ase, "floor_s": t_floor,
         "engine_structures_per_s": n / t_engine, "ase_structures_per_s": n / t_ase,
         "floor_structures_per_s": n / t_floor,
+        "torchsim_optimize_s": t_torchsim, "speedup_torchsim_over_ase": t_ase / t_torchsim,
         "speedup_engine_over_ase": t_ase / t_engine, "engine_over_floor": t_floor / t_engine,
         "engine_steps_total": int(sum(engine_steps)), "ase_steps_total": int(sum(ase_steps)),
         "engine_converged": int(converged), "ase_converged": int(sum(s < args.max_steps for s in ase_steps)),
@@ -104,8 +124,10 @@ def main() -> None:
     print(f"\n{'':<10}{'time/s':>9}{'structures/s':>14}{'steps':>8}")
     print(f"{'engine':<10}{t_engine:>9.1f}{n / t_engine:>14.3f}{sum(engine_steps):>8d}")
     print(f"{'ASE loop':<10}{t_ase:>9.1f}{n / t_ase:>14.3f}{sum(ase_steps):>8d}")
+    print(f"{'ts.optimize':<10}{t_torchsim:>9.1f}{n / t_torchsim:>14.3f}{'':>8}")
     print(f"{'floor':<10}{t_floor:>9.1f}{n / t_floor:>14.3f}{n_calls * n:>8d}")
     print(f"a/b (engine speed-up over ASE loop): {row['speedup_engine_over_ase']:.2f}x")
+    print(f"d/b (torch-sim's own runner over ASE loop): {row['speedup_torchsim_over_ase']:.2f}x")
     print(f"a/c (engine throughput / floor):     {row['engine_over_floor']:.2f}  "
           f"(overhead over floor {100 * (t_engine / t_floor - 1):.0f} %)")
     print(f"converged: engine {converged}/{n}, ASE {row['ase_converged']}/{n}; "
