@@ -14,10 +14,6 @@ SHARED = Path(os.environ.get("COATING_SHARED", ROOT.parent / "shared"))
 MATGL_MODELS = SHARED / "models" / "matgl"
 
 
-def needs_shared(path: Path):
-    return pytest.mark.skipif(not path.exists(), reason=f"{path} not present (../shared missing)")
-
-
 def rattled(structure: Structure, strain, sigma: float, seed: int) -> Structure:
     """A strained copy with Gaussian displacements of ``sigma`` Å: non-zero forces and stress."""
     rng = np.random.default_rng(seed)

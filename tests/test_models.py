@@ -10,7 +10,7 @@ from pymatgen.io.ase import AseAtomsAdaptor
 from engine.models import ModelUnavailableError, load_model
 from engine.structures import pack, unpack
 
-from .conftest import MATGL_MODELS, needs_shared
+from .conftest import MATGL_MODELS
 
 
 def assert_matches_calculator(loaded, calc, structures):

@@ -7,7 +7,6 @@ import sys
 import time
 
 import h5py
-import numpy as np
 from pymatgen.core import Lattice, Structure
 
 from engine.store import ResultStore

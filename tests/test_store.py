@@ -1,7 +1,6 @@
 import h5py
 import numpy as np
 import pytest
-from pymatgen.core import Lattice, Structure
 
 from engine.store import ResultStore
 
