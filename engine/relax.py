@@ -179,7 +179,8 @@ def relax(structures: Sequence[Structure], ids: Sequence[str], loaded: LoadedMod
 
 def run_stage(run) -> None:
     """Relax every candidate that passed validity and is not yet in ``relax/``."""
-    todo = [i for i in run.store.ids("candidates", status="pass") if i not in run.store.done_ids("relax")]
+    done = run.store.done_ids("relax")
+    todo = [i for i in run.store.ids("candidates", status="pass") if i not in done]
     if not todo:
         return
     structures = run.store.structures("candidates", todo)
