@@ -103,7 +103,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
             t0 = time.perf_counter()
             try:
                 STAGES[name](ctx)
-            except ModelUnavailableError as exc:
+            except (ModelUnavailableError, FileNotFoundError) as exc:  # configuration errors, not bad candidates
                 raise SystemExit(f"stage {name}: {exc}") from None
             timings[name] = time.perf_counter() - t0
         print(f"\n{cfg.output}\n" + summary_table(store, cfg.stages, timings))

@@ -87,6 +87,8 @@ def read_pymatgen_json(path: Path) -> Iterator[Candidate]:
 def read_candidates(path: str | Path) -> list[Candidate]:
     """Dispatch on what ``path`` is: a folder of CIFs, an (ext)xyz file, a pymatgen JSON list, or a CIF."""
     path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"candidates path {path} does not exist")
     if path.is_dir():
         found = list(read_cif_folder(path))
     elif path.name.endswith((".xyz", ".extxyz")):
