@@ -66,7 +66,7 @@ def sha256_of(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def _resolve_device(device: str | torch.device) -> torch.device:
+def resolve_device(device: str | torch.device) -> torch.device:
     if str(device) in ("auto", "None"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
@@ -313,4 +313,4 @@ def load_model(cfg: Any, device: str | torch.device = "cpu") -> LoadedModel:
     if kind not in LOADERS:
         raise ValueError(f"unknown model kind {kind!r}; one of {sorted(LOADERS)}")
     dtype = DTYPES[str(cfg.get("dtype", "float64"))]
-    return LOADERS[kind](cfg, _resolve_device(device), dtype)
+    return LOADERS[kind](cfg, resolve_device(device), dtype)

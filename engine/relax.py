@@ -12,6 +12,7 @@ run loses only the structures still in flight.
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -22,7 +23,7 @@ from pymatgen.core import Structure
 from torch_sim.optimizers import fire_init, fire_step
 
 from engine.models import LoadedModel
-from engine.structures import pack
+from engine.structures import pack, short_error
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +51,6 @@ class RelaxSettings:
     max_atoms_per_batch: int | None = 2000  # None: let torch-sim estimate from GPU memory
     init_chunk: int = 64  # structures whose optimizer state is initialised in one model call
     cell_filter: str = "frechet"
-
-
-def _short(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
 
 
 def _system_fmax(state) -> torch.Tensor:
@@ -104,7 +101,7 @@ def relax(structures: Sequence[Structure], ids: Sequence[str], loaded: LoadedMod
                         singles.append((item, fire_init(model=model, state=pack([item[1]], device, dtype),
                                                         **init_kwargs)))
                     except Exception as exc:  # noqa: BLE001
-                        report([RelaxResult(item[0], "error", f"model failed: {_short(exc)}")])
+                        report([RelaxResult(item[0], "error", f"model failed: {short_error(exc)}")])
             for (cid, s), st in singles:
                 if not (torch.isfinite(st.energy).all() and torch.isfinite(st.forces).all()):
                     report([RelaxResult(cid, "error", "non-finite energy or forces at the start")])
@@ -121,7 +118,7 @@ def relax(structures: Sequence[Structure], ids: Sequence[str], loaded: LoadedMod
         batcher.load_states(stream)
     except StopIteration:  # every structure failed to initialise
         return
-    steps: dict[int, int] = {}
+    steps: defaultdict[int, int] = defaultdict(int)  # FIRE steps per batcher index
     state, _ = batcher.next_batch(None, None)
     while state is not None:
         failure = None
@@ -129,9 +126,9 @@ def relax(structures: Sequence[Structure], ids: Sequence[str], loaded: LoadedMod
             for _ in range(settings.steps_between_checks):
                 state = fire_step(state=state, model=model, fire_flavor="ase_fire")
                 for k in batcher.current_idx:
-                    steps[k] = steps.get(k, 0) + 1
+                    steps[k] += 1
         except Exception as exc:  # noqa: BLE001 - the batch is lost; its members are recorded, the run goes on
-            failure = f"model failed during relaxation: {_short(exc)}"
+            failure = f"model failed during relaxation: {short_error(exc)}"
             log.warning(failure)
 
         current = list(batcher.current_idx)

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from engine import candidates, relax
-from engine.models import LoadedModel, ModelUnavailableError, load_model
+from engine.models import LoadedModel, ModelUnavailableError, load_model, resolve_device
 from engine.store import ResultStore
 
 log = logging.getLogger("engine.screen")
@@ -45,8 +45,7 @@ class Run:
 
     def __init__(self, cfg: DictConfig, store: ResultStore):
         self.cfg, self.store = cfg, store
-        self.device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available()
-                                   else ("cpu" if cfg.device == "auto" else cfg.device))
+        self.device = resolve_device(cfg.device)
         self._models: dict[str, LoadedModel] = {}
 
     def model(self, role: str, model_cfg) -> LoadedModel:

@@ -28,7 +28,8 @@ class Candidate:
     reason: str = ""
 
 
-def _short(exc: Exception) -> str:
+def short_error(exc: BaseException) -> str:
+    """One line naming an exception, for a recorded reason."""
     return f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
 
 
@@ -41,7 +42,7 @@ def read_cif(path: Path) -> Candidate:
             raise ValueError("no atoms")
         return Candidate(path.stem, str(path), structure)
     except Exception as exc:  # noqa: BLE001 - any parse failure becomes a recorded reason
-        return Candidate(path.stem, str(path), None, f"unreadable: {_short(exc)}")
+        return Candidate(path.stem, str(path), None, f"unreadable: {short_error(exc)}")
 
 
 def read_cif_folder(folder: Path) -> Iterator[Candidate]:
@@ -54,14 +55,14 @@ def read_extxyz(path: Path) -> Iterator[Candidate]:
     try:
         frames = read(path, index=":")
     except Exception as exc:  # noqa: BLE001
-        yield Candidate(path.stem, str(path), None, f"unreadable: {_short(exc)}")
+        yield Candidate(path.stem, str(path), None, f"unreadable: {short_error(exc)}")
         return
     for i, atoms in enumerate(frames):
         cid = str(atoms.info.get("id", f"{path.stem}-{i}"))
         try:
             yield Candidate(cid, f"{path}@{i}", AseAtomsAdaptor.get_structure(atoms))
         except Exception as exc:  # noqa: BLE001 - e.g. a frame without a cell
-            yield Candidate(cid, f"{path}@{i}", None, f"unreadable: {_short(exc)}")
+            yield Candidate(cid, f"{path}@{i}", None, f"unreadable: {short_error(exc)}")
 
 
 def read_pymatgen_json(path: Path) -> Iterator[Candidate]:
@@ -73,7 +74,7 @@ def read_pymatgen_json(path: Path) -> Iterator[Candidate]:
         if isinstance(items, dict):
             items = [items]
     except Exception as exc:  # noqa: BLE001
-        yield Candidate(path.stem, str(path), None, f"unreadable: {_short(exc)}")
+        yield Candidate(path.stem, str(path), None, f"unreadable: {short_error(exc)}")
         return
     for i, item in enumerate(items):
         cid = str(item.get("entry_id") or item.get("properties", {}).get("id") or f"{path.stem}-{i}")
@@ -81,7 +82,7 @@ def read_pymatgen_json(path: Path) -> Iterator[Candidate]:
             structure = Structure.from_dict(item["structure"] if "structure" in item else item)
             yield Candidate(cid, f"{path}@{i}", structure)
         except Exception as exc:  # noqa: BLE001
-            yield Candidate(cid, f"{path}@{i}", None, f"unreadable: {_short(exc)}")
+            yield Candidate(cid, f"{path}@{i}", None, f"unreadable: {short_error(exc)}")
 
 
 def read_candidates(path: str | Path) -> list[Candidate]:

@@ -1,0 +1,46 @@
+"""Failure paths of the relax loop, on torch-sim's Lennard-Jones model (fast, no weights)."""
+
+import torch
+from pymatgen.core import Lattice, Structure
+from torch_sim.models.lennard_jones import LennardJonesModel
+
+from engine.models import LoadedModel
+from engine.relax import RelaxSettings, relax
+
+
+class FailsAfter(LennardJonesModel):
+    """Lennard-Jones that raises from its ``calls``-th evaluation on, as a model meeting bad input would."""
+
+    def __init__(self, calls: int):
+        super().__init__(sigma=2.0, epsilon=0.01, cutoff=5.0, compute_stress=True, dtype=torch.float64)
+        self.left = calls
+
+    def forward(self, state, **kwargs):
+        self.left -= 1
+        if self.left < 0:
+            raise RuntimeError("boom")
+        return super().forward(state, **kwargs)
+
+
+def argon_like(a: float) -> Structure:
+    return Structure.from_spacegroup("Fm-3m", Lattice.cubic(a), ["Ar"], [[0, 0, 0]])
+
+
+def run(model, structures):
+    loaded = LoadedModel(model, "lj", "lj", frozenset({18}), 5.0, "", "")
+    results = []
+    relax(structures, [str(i) for i in range(len(structures))], loaded,
+          RelaxSettings(max_steps=50, max_atoms_per_batch=100), results.extend)
+    return {r.id: r for r in results}
+
+
+def test_model_failing_on_the_first_step_is_recorded_not_raised():
+    results = run(FailsAfter(calls=2), [argon_like(3.2), argon_like(3.4)])  # fire_init's two calls succeed, no step does
+    assert set(results) == {"0", "1"}
+    assert all(r.status == "error" and r.reason.startswith("model failed during relaxation: RuntimeError: boom")
+               and r.steps == 0 for r in results.values())
+
+
+def test_model_failing_at_start_is_recorded_per_structure():
+    results = run(FailsAfter(calls=0), [argon_like(3.2)])
+    assert results["0"].status == "error" and results["0"].reason == "model failed: RuntimeError: boom"
