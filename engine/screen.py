@@ -19,15 +19,16 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from engine import candidates, relax
+from engine import candidates, relax, thermo
+from engine.references import ReferenceUnavailableError
 from engine.models import LoadedModel, ModelUnavailableError, load_model, resolve_device
 from engine.store import ResultStore
 
 log = logging.getLogger("engine.screen")
 
-STAGES = {"candidates": candidates.run_stage, "relax": relax.run_stage}
+STAGES = {"candidates": candidates.run_stage, "relax": relax.run_stage, "thermo": thermo.run_stage}
 # Config sections that must not change when a run is resumed: they define what is already in the file.
-FROZEN_ON_RESUME = ("model", "candidates", "relax")
+FROZEN_ON_RESUME = ("model", "candidates", "relax", "thermo", "references", "criteria")
 PACKAGES = ("torch", "torch-sim-atomistic", "sevenn", "matgl", "chgnet", "mace-torch", "e3nn", "pymatgen",
             "ase", "spglib", "pyxtal", "h5py", "hydra-core", "numpy")
 
@@ -71,7 +72,7 @@ def check_resumable(store: ResultStore, cfg: DictConfig) -> None:
         return
     old = yaml.safe_load(stored) or {}
     new = OmegaConf.to_container(cfg, resolve=True)
-    changed = [k for k in FROZEN_ON_RESUME if old.get(k) != new.get(k)]
+    changed = [k for k in FROZEN_ON_RESUME if k in old and old.get(k) != new.get(k)]
     if changed:
         raise SystemExit(f"{store.path} holds a run made with different {', '.join(changed)} settings; "
                          "rerun with those settings to resume it, or choose a new output=...")
@@ -84,6 +85,17 @@ def summary_table(store: ResultStore, stages, timings: dict[str, float]) -> str:
         reasons = "; ".join(f"{r} ({n})" for r, n in s["top_reasons"]) or "-"
         lines.append(f"{name:<12}{s['n']:>6}{s['pass']:>6}{s['fail']:>6}{s['error']:>6}"
                      f"{timings.get(name, 0.0):>9.1f}  {reasons}")
+    return "\n".join(lines)
+
+
+def thermo_table(store: ResultStore, cfg: DictConfig) -> str:
+    criteria = thermo.CoatingCriteria(**cfg.criteria)
+    attrs = store.h5["thermo"].attrs if "thermo" in store.h5 else {}
+    lines = [f"\nthermo criteria ({attrs.get('reference_source', '?')} references)"]
+    if "electrolyte" in attrs:
+        lines.append(f"  {attrs['electrolyte']} window: {attrs['electrolyte_e_red_V']:.2f} - "
+                     f"{attrs['electrolyte_e_ox_V']:.2f} V vs Li/Li+")
+    lines += [f"  {name:<40}{n:>6}" for name, n in thermo.criteria_counts(store, criteria)]
     return "\n".join(lines)
 
 
@@ -102,10 +114,12 @@ def run(cfg: DictConfig) -> dict[str, float]:
             t0 = time.perf_counter()
             try:
                 STAGES[name](ctx)
-            except (ModelUnavailableError, FileNotFoundError) as exc:  # configuration errors, not bad candidates
+            except (ModelUnavailableError, ReferenceUnavailableError, FileNotFoundError) as exc:  # configuration errors, not bad candidates
                 raise SystemExit(f"stage {name}: {exc}") from None
             timings[name] = time.perf_counter() - t0
         print(f"\n{cfg.output}\n" + summary_table(store, cfg.stages, timings))
+        if "thermo" in cfg.stages:
+            print(thermo_table(store, cfg))
     return timings
 
 

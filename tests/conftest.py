@@ -1,9 +1,12 @@
 import os
+import tempfile
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a hub look-up would retry ~45 s before failing offline
 os.environ.setdefault("MACE_OFFLINE", "1")
 os.environ.setdefault("HDF5_USE_FILE_LOCKING", "FALSE")  # tests read run files while a run writes them
+# one reference cache for the whole session (subprocess runs included): references are relaxed once
+os.environ.setdefault("COATING_CACHE", tempfile.mkdtemp(prefix="coating-cache-"))
 
 import numpy as np
 import pytest

@@ -1,0 +1,357 @@
+"""The built-in reference phases: elements in their standard states and the known binaries and ternaries of the
+default chemical systems, of Li–Ge–P–S (for LGPS) and of Li–Co–O (for LiCoO2).
+
+Every structure is built from crystallographic facts — space group, Wyckoff positions, lattice parameters — with
+pymatgen, and each builder names its source in one line. Where a phase's refined coordinates were not at hand,
+the structure is *idealised*: its anion sublattice (hcp or ccp, as the structure type has it) with the cations in
+the holes that type uses, ordered by the lowest Ewald energy (:func:`order_by_electrostatics`). The relaxation
+with the stage's uMLIP afterwards moves the atoms into the nearest minimum; the thermo stage records each
+reference's relaxed energy and its own E_hull, so a poorly built reference shows up in the HDF5 file.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+from ase.build import bulk
+from pymatgen.analysis.ewald import EwaldSummation
+from pymatgen.core import Composition, Lattice, Structure
+from pymatgen.io.ase import AseAtomsAdaptor
+
+
+@dataclass(frozen=True)
+class BuiltinPhase:
+    id: str  # "builtin:<formula>-<structure type>"
+    build: Callable[[], Structure]
+    source: str
+
+    @property
+    def formula(self) -> str:
+        return self.id.split(":", 1)[1].split("-", 1)[0]
+
+    @property
+    def elements(self) -> set[str]:
+        return {el.symbol for el in Composition(self.formula).elements}
+
+
+def _element(symbol: str, structure: str, a: float, c: float | None = None) -> Callable[[], Structure]:
+    def build() -> Structure:
+        kw = {"a": a} if c is None else {"a": a, "c": c}
+        return AseAtomsAdaptor.get_structure(bulk(symbol, structure, **kw))
+    return build
+
+
+def _sg(spacegroup: str, lattice: Lattice, species: list[str], coords: list[list[float]]) -> Callable[[], Structure]:
+    return lambda: Structure.from_spacegroup(spacegroup, lattice, species, coords)
+
+
+def _diatomic_molecular_crystal(symbol: str, a: float, b: float, c: float, bond: float) -> Callable[[], Structure]:
+    """Molecular crystal of X2 in the solid-iodine type (Cmce, X on 8f (0, y, z)); the molecule's direction is
+    iodine's, its bond length set to ``bond`` [Å]."""
+    def build() -> Structure:
+        # solid I2: a 7.18, b 4.71, c 9.81 Å, I at (0, 0.1543, 0.1174) (Wyckoff, Crystal Structures vol. 1)
+        v = np.array([0.1543 * 4.71, 0.1174 * 9.81])
+        y, z = v * (bond / 2) / np.linalg.norm(v) / np.array([b, c])
+        return Structure.from_spacegroup("Cmce", Lattice.orthorhombic(a, b, c), [symbol], [[0, y, z]])
+    return build
+
+
+# ---- idealised structures: anion sublattice + cations ordered in its holes by electrostatics ------------------
+
+def order_by_electrostatics(fixed: Structure, sites: np.ndarray, counts: dict[str, int], charges: dict[str, float],
+                            min_distance: float = 2.2, seed: int = 0, steps: int = 20000) -> Structure:
+    """Place ``counts`` cations on the fractional ``sites`` of the anion framework ``fixed`` (no two closer
+    than ``min_distance`` Å) with the lowest Ewald energy of formal point charges ``charges``.
+
+    Exhaustive when the number of arrangements is small, otherwise a seeded swap search (simulated annealing)."""
+    lattice = fixed.lattice
+    n_fixed, n_sites = len(fixed), len(sites)
+    unit = Structure(lattice, ["Li"] * (n_fixed + n_sites), np.vstack([fixed.frac_coords, sites]))
+    unit.add_oxidation_state_by_element({"Li": 1})
+    energy_matrix = EwaldSummation(unit, compute_forces=False).total_energy_matrix
+    q_fixed = np.array([charges[s.specie.symbol] for s in fixed])
+    close = lattice.get_all_distances(sites, sites) < min_distance
+    np.fill_diagonal(close, False)
+    labels = [el for el, n in counts.items() for _ in range(n)]
+    q_cation = np.array([charges[el] for el in labels])
+    m_ss = energy_matrix[n_fixed:, n_fixed:]
+    field = 2 * q_fixed @ energy_matrix[:n_fixed, n_fixed:]  # interaction of each site with the framework
+
+    def energy(assign: np.ndarray) -> float:
+        q = q_cation
+        e = q @ m_ss[np.ix_(assign, assign)] @ q + field[assign] @ q
+        return e + 1e3 * close[np.ix_(assign, assign)].sum()
+
+    rng = np.random.default_rng(seed)
+    n_arrangements = 1
+    for k, n in enumerate(counts.values()):
+        n_arrangements *= _binomial(n_sites - sum(list(counts.values())[:k]), n)
+    if n_arrangements <= 50_000:
+        best, best_e = None, np.inf
+        for chosen in _arrangements(n_sites, list(counts.values())):
+            e = energy(chosen)
+            if e < best_e - 1e-9:
+                best, best_e = chosen, e
+    else:
+        cur = rng.permutation(n_sites)[: len(labels)]
+        cur_e = energy(cur)
+        best, best_e = cur.copy(), cur_e
+        for step in range(steps):
+            t = 5.0 * (1 - step / steps) + 1e-3  # eV
+            trial = cur.copy()
+            i = rng.integers(len(labels))
+            if rng.random() < 0.5:  # move a cation to an empty site
+                empty = np.setdiff1d(np.arange(n_sites), cur)
+                trial[i] = rng.choice(empty)
+            else:  # swap two cations of different kinds
+                j = rng.integers(len(labels))
+                trial[i], trial[j] = cur[j], cur[i]
+            e = energy(trial)
+            if e < cur_e or rng.random() < np.exp(-(e - cur_e) / t):
+                cur, cur_e = trial, e
+                if e < best_e:
+                    best, best_e = trial.copy(), e
+    out = fixed.copy()
+    for el, site in zip(labels, best):
+        out.append(el, sites[site])
+    return out
+
+
+def _binomial(n: int, k: int) -> int:
+    from math import comb
+    return comb(n, k)
+
+
+def _arrangements(n_sites: int, counts: list[int]) -> Iterable[np.ndarray]:
+    """Every way of putting counts[0] cations of kind 0, counts[1] of kind 1, … on distinct sites."""
+    def rec(free: tuple[int, ...], k: int):
+        if k == len(counts):
+            yield ()
+            return
+        for chosen in itertools.combinations(free, counts[k]):
+            rest = tuple(i for i in free if i not in chosen)
+            for tail in rec(rest, k + 1):
+                yield chosen + tail
+    for arrangement in rec(tuple(range(n_sites)), 0):
+        yield np.array(arrangement, dtype=int)
+
+
+def hcp_anions(anion: str, a: float, c: float, supercell) -> tuple[Structure, dict[str, np.ndarray]]:
+    """hcp anion sublattice (a, c of the two-layer cell) in a supercell, with its octahedral holes and the
+    tetrahedral holes of one orientation (T+, the cation sites of wurtzite) and of the other (T-)."""
+    cell = Structure(Lattice.hexagonal(a, c), [anion] * 2, [[1 / 3, 2 / 3, 1 / 4], [2 / 3, 1 / 3, 3 / 4]])
+    holes = {"oct": [[0, 0, 0], [0, 0, 1 / 2]],
+             "tet+": [[1 / 3, 2 / 3, 5 / 8], [2 / 3, 1 / 3, 1 / 8]],
+             "tet-": [[1 / 3, 2 / 3, 7 / 8], [2 / 3, 1 / 3, 3 / 8]]}
+    return _supercell_with_holes(cell, holes, supercell)
+
+
+def ccp_anions(anion: str, a: float, supercell=1) -> tuple[Structure, dict[str, np.ndarray]]:
+    """ccp (fcc) anion sublattice of cubic edge a, with its octahedral and T+ / T- tetrahedral holes."""
+    fcc = np.array([[0, 0, 0], [0, .5, .5], [.5, 0, .5], [.5, .5, 0]])
+    cell = Structure(Lattice.cubic(a), [anion] * 4, fcc)
+    holes = {"oct": (fcc + [.5, 0, 0]) % 1, "tet+": (fcc + .25) % 1, "tet-": (fcc + .75) % 1}
+    return _supercell_with_holes(cell, holes, supercell)
+
+
+def _supercell_with_holes(cell: Structure, holes: dict, supercell) -> tuple[Structure, dict[str, np.ndarray]]:
+    big = cell.copy()
+    big.make_supercell(supercell)
+    out = {}
+    for kind, frac in holes.items():
+        marker = Structure(cell.lattice, ["H"] * len(frac), frac)
+        marker.make_supercell(supercell)
+        out[kind] = marker.frac_coords
+    return big, out
+
+
+def _ordered(anions: tuple[Structure, dict[str, np.ndarray]], hole_kinds: list[str], counts: dict[str, int],
+             charges: dict[str, float], min_distance: float = 2.2) -> Callable[[], Structure]:
+    def build() -> Structure:
+        framework, holes = anions
+        sites = np.vstack([holes[k] for k in hole_kinds])
+        return order_by_electrostatics(framework, sites, counts, charges, min_distance)
+    return build
+
+
+# ---- LGPS ------------------------------------------------------------------------------------------------------
+
+def _lgps() -> Structure:
+    """Ordered Li10GeP2S12 (P4_2/nmc, 50 atoms). Framework of Kuhn, Köhler & Lotsch, PCCP 15, 11620 (2013) and
+    Iwasaki et al., Acta Cryst. B (2016) (LGPS type, origin choice 1): (Ge,P) on 4d (0, 1/2, 0.6895) with Li2 on
+    4d (0, 1/2, 0.9456) in edge-sharing chains along c, PS4 on 2a. Here Ge takes the 2a site and P the 4d site so
+    that the cell keeps P4_2/nmc; the tetrahedra are regular (P–S 2.05 Å, Ge–S 2.22 Å); the 20 Li are ordered
+    over the partly occupied Li sites 16h, 4d, 4c, 8f of those refinements by electrostatics."""
+    a, c = 8.72, 12.64  # Å, Kamaya et al., Nat. Mater. 10, 682 (2011)
+    d_ps, d_ges = 2.05, 2.22
+    side, height = np.sqrt(2 / 3), 1 / np.sqrt(3)  # regular tetrahedron about a 2-fold axis along c
+    z = 0.6895
+    framework = Structure.from_spacegroup(
+        "P4_2/nmc", Lattice.tetragonal(a, c), ["Ge", "P", "S", "S", "S"],
+        [[0, 0, 0], [0, 0.5, z],
+         [d_ps * side / a, 0.5, z + d_ps * height / c], [0, 0.5 + d_ps * side / a, z - d_ps * height / c],
+         [d_ges * side / a, 0, d_ges * height / c]])
+    li_sites = Structure.from_spacegroup(
+        "P4_2/nmc", Lattice.tetragonal(a, c), ["Li"] * 4,
+        [[0.2574, 0.2666, 0.1929], [0, 0.5, 0.9456], [0, 0, 0.2510], [0.2475, 0.2475, 0]])
+    return order_by_electrostatics(framework, li_sites.frac_coords, {"Li": 20},
+                                   {"Li": 1, "Ge": 4, "P": 5, "S": -2}, min_distance=2.3)
+
+
+# ---- the table -------------------------------------------------------------------------------------------------
+_HAL = {"F": -1, "Cl": -1, "Br": -1, "I": -1, "S": -2, "O": -2}
+
+
+def _rocksalt(cation: str, anion: str, a: float) -> Callable[[], Structure]:
+    return _sg("Fm-3m", Lattice.cubic(a), [cation, anion], [[0, 0, 0], [0.5, 0.5, 0.5]])
+
+
+def _antifluorite(cation: str, anion: str, a: float) -> Callable[[], Structure]:
+    return _sg("Fm-3m", Lattice.cubic(a), [cation, anion], [[0.25, 0.25, 0.25], [0, 0, 0]])
+
+
+def _charges(**extra) -> dict[str, float]:
+    return {"Li": 1, **_HAL, **extra}
+
+
+BUILTIN: tuple[BuiltinPhase, ...] = (
+    # elements (lattice parameters: ASE's reference states / Kittel, Introduction to Solid State Physics)
+    BuiltinPhase("builtin:Li-bcc", _element("Li", "bcc", 3.44), "bcc Li, a 3.44 Å (Kittel)"),
+    BuiltinPhase("builtin:Al-fcc", _element("Al", "fcc", 4.05), "fcc Al, a 4.05 Å (Kittel)"),
+    BuiltinPhase("builtin:Mg-hcp", _element("Mg", "hcp", 3.21, 5.21), "hcp Mg, a 3.21 c 5.21 Å (Kittel)"),
+    BuiltinPhase("builtin:Ca-fcc", _element("Ca", "fcc", 5.58), "fcc Ca, a 5.58 Å (Kittel)"),
+    BuiltinPhase("builtin:Y-hcp", _element("Y", "hcp", 3.65, 5.73), "hcp Y, a 3.65 c 5.73 Å (Kittel)"),
+    BuiltinPhase("builtin:Zr-hcp", _element("Zr", "hcp", 3.23, 5.15), "hcp Zr, a 3.23 c 5.15 Å (Kittel)"),
+    BuiltinPhase("builtin:Co-hcp", _element("Co", "hcp", 2.51, 4.07), "hcp Co, a 2.51 c 4.07 Å (Kittel)"),
+    BuiltinPhase("builtin:Ge-diamond", _element("Ge", "diamond", 5.66), "diamond Ge, a 5.66 Å (Kittel)"),
+    BuiltinPhase("builtin:P-black", _sg("Cmce", Lattice.orthorhombic(3.314, 10.478, 4.376), ["P"],
+                                        [[0, 0.10168, 0.08056]]),
+                 "black P, Cmce, P 8f; Brown & Rundqvist, Acta Cryst. 19, 684 (1965)"),
+    BuiltinPhase("builtin:S-S6", _sg("R-3", Lattice.hexagonal(10.818, 4.280), ["S"], [[0.1454, 0.1882, 0.1055]]),
+                 "rhombohedral cyclo-S6 (R-3, S 18f) standing in for the 128-atom alpha-S8; Donohue et al., "
+                 "Acta Cryst. 14, 1212 (1961)"),
+    BuiltinPhase("builtin:F2-molecular", _diatomic_molecular_crystal("F", 5.50, 3.28, 7.28, 1.42),
+                 "solid F2 as an I2-type molecular crystal, bond 1.42 Å"),
+    BuiltinPhase("builtin:Cl2-molecular", _diatomic_molecular_crystal("Cl", 6.24, 4.48, 8.26, 1.99),
+                 "solid Cl2, Cmce; Powell et al., Mol. Phys. 51, 1193 (1984), bond 1.99 Å"),
+    BuiltinPhase("builtin:Br2-molecular", _diatomic_molecular_crystal("Br", 6.67, 4.48, 8.72, 2.29),
+                 "solid Br2, Cmce; Powell et al., Mol. Phys. 51, 1193 (1984), bond 2.29 Å"),
+    BuiltinPhase("builtin:I2-molecular", _diatomic_molecular_crystal("I", 7.18, 4.71, 9.81, 2.72),
+                 "solid I2, Cmce; Wyckoff, Crystal Structures vol. 1"),
+    BuiltinPhase("builtin:O2-molecular", _diatomic_molecular_crystal("O", 5.40, 3.43, 5.09 * 1.35, 1.21),
+                 "solid O2 as an I2-type molecular crystal, bond 1.21 Å, volume of alpha-O2"),
+    # Li halides, chalcogenides, pnictide, alloy
+    BuiltinPhase("builtin:LiF-rocksalt", _rocksalt("Li", "F", 4.03), "LiF, Fm-3m, a 4.03 Å"),
+    BuiltinPhase("builtin:LiCl-rocksalt", _rocksalt("Li", "Cl", 5.13), "LiCl, Fm-3m, a 5.13 Å"),
+    BuiltinPhase("builtin:LiBr-rocksalt", _rocksalt("Li", "Br", 5.50), "LiBr, Fm-3m, a 5.50 Å"),
+    BuiltinPhase("builtin:LiI-rocksalt", _rocksalt("Li", "I", 6.00), "LiI, Fm-3m, a 6.00 Å"),
+    BuiltinPhase("builtin:Li2O-antifluorite", _antifluorite("Li", "O", 4.61), "Li2O, Fm-3m, a 4.61 Å"),
+    BuiltinPhase("builtin:Li2S-antifluorite", _antifluorite("Li", "S", 5.71), "Li2S, Fm-3m, a 5.71 Å"),
+    BuiltinPhase("builtin:Li2O2-P63mmc", _sg("P6_3/mmc", Lattice.hexagonal(3.142, 7.650), ["Li", "Li", "O"],
+                                             [[0, 0, 0], [1 / 3, 2 / 3, 1 / 4], [1 / 3, 2 / 3, 0.852]]),
+                 "Li2O2, P6_3/mmc; Föppl, Z. Anorg. Allg. Chem. 291, 12 (1957)"),
+    BuiltinPhase("builtin:Li3P-Na3As", _sg("P6_3/mmc", Lattice.hexagonal(4.273, 7.594), ["Li", "Li", "P"],
+                                           [[0, 0, 1 / 4], [1 / 3, 2 / 3, 0.583], [1 / 3, 2 / 3, 1 / 4]]),
+                 "Li3P, Na3As type, P6_3/mmc; Dong & DiSalvo, Acta Cryst. E 63, i97 (2007)"),
+    BuiltinPhase("builtin:LiAl-NaTl", _sg("Fd-3m", Lattice.cubic(6.37), ["Li", "Al"], [[0, 0, 0], [0.5, 0.5, 0.5]]),
+                 "LiAl, NaTl type (B32), Fd-3m, a 6.37 Å"),
+    # metal halides
+    BuiltinPhase("builtin:AlF3-R-3c", _sg("R-3c", Lattice.hexagonal(4.9254, 12.4477), ["Al", "F"],
+                                          [[0, 0, 0], [0.4197, 0, 0.25]]),
+                 "alpha-AlF3, R-3c, Al 6b, F 18e; Daniel et al., J. Solid State Chem. 89, 139 (1990)"),
+    BuiltinPhase("builtin:MgCl2-CdCl2", _sg("R-3m", Lattice.hexagonal(3.64, 17.67), ["Mg", "Cl"],
+                                            [[0, 0, 0], [0, 0, 0.2578]]),
+                 "MgCl2, CdCl2 type, R-3m; Partin & O'Keeffe, J. Solid State Chem. 95, 176 (1991)"),
+    BuiltinPhase("builtin:CaI2-CdI2", _sg("P-3m1", Lattice.hexagonal(4.48, 6.96), ["Ca", "I"],
+                                          [[0, 0, 0], [1 / 3, 2 / 3, 0.25]]),
+                 "CaI2, CdI2 type, P-3m1; Wyckoff, Crystal Structures vol. 1"),
+    BuiltinPhase("builtin:YCl3-layered",
+                 _ordered(hcp_anions("Cl", 3.55, 5.85, [[2, 1, 0], [-1, 1, 0], [0, 0, 1]]), ["oct"], {"Y": 2},
+                          _charges(Y=3), 3.5),
+                 "YCl3, AlCl3-type layers of edge-sharing YCl6 octahedra (idealised on hcp Cl)"),
+    BuiltinPhase("builtin:ZrCl4-chains",
+                 _ordered(hcp_anions("Cl", 3.55, 5.85, [[2, 0, 0], [0, 2, 0], [0, 0, 1]]), ["oct"], {"Zr": 2},
+                          _charges(Zr=4), 3.2),
+                 "ZrCl4, chains of edge-sharing ZrCl6 octahedra (Krebs, Z. Anorg. Allg. Chem. 378, 263 (1970); "
+                 "idealised on hcp Cl)"),
+    # ternary halides (idealised on the hcp anion lattice of their structure types)
+    BuiltinPhase("builtin:Li3YCl6-P-3m1",
+                 _ordered(hcp_anions("Cl", 3.73, 6.03, [[3, 0, 0], [0, 3, 0], [0, 0, 1]]), ["oct"],
+                          {"Y": 3, "Li": 9}, _charges(Y=3), 2.9),
+                 "Li3YCl6, P-3m1, hcp Cl with Li and Y in octahedral holes; Asano et al., Adv. Mater. 30, "
+                 "1803075 (2018) (idealised)"),
+    BuiltinPhase("builtin:Li2ZrCl6-P-3m1",
+                 _ordered(hcp_anions("Cl", 3.65, 5.93, [[2, 1, 0], [-1, 1, 0], [0, 0, 1]]), ["oct"],
+                          {"Zr": 1, "Li": 2}, _charges(Zr=4), 2.9),
+                 "Li2ZrCl6, trigonal, hcp Cl with Li and Zr in octahedral holes; Wang et al., Nat. Commun. "
+                 "12, 4410 (2021) (idealised, Li2ZrF6-like ordering)"),
+    BuiltinPhase("builtin:Li3AlF6-cryolite",
+                 _ordered(hcp_anions("F", 2.85, 4.65, [[2, 1, 0], [-1, 1, 0], [0, 0, 2]]), ["oct"],
+                          {"Al": 2, "Li": 6}, _charges(Al=3), 2.7),
+                 "Li3AlF6, AlF6 and LiF6 octahedra on hcp F; Stinton et al., Inorg. Chem. 52, 11052 (2013) "
+                 "(idealised)"),
+    BuiltinPhase("builtin:Li2MgCl4-spinel",
+                 _ordered(ccp_anions("Cl", 10.4 / 2, [[0, 1, 1], [1, 0, 1], [1, 1, 0]]), ["oct", "tet+"],
+                          {"Mg": 2, "Li": 4}, _charges(Mg=2), 2.5),
+                 "Li2MgCl4, inverse spinel, Fd-3m, a 10.4 Å; Kanno et al., J. Solid State Chem. 71, 196 (1987) "
+                 "(idealised on ccp Cl)"),
+    # Li–Ge–P–S
+    BuiltinPhase("builtin:GeS2-tetrahedral",
+                 _ordered(ccp_anions("S", 5.45), ["tet+"], {"Ge": 2}, _charges(Ge=4), 3.0),
+                 "GeS2, GeS4 tetrahedra sharing corners on ccp S (idealised; 3D GeS2, Dittmar & Schäfer, "
+                 "Acta Cryst. B 32, 1188 (1976))"),
+    BuiltinPhase("builtin:Li3PS4-enargite",
+                 _ordered(hcp_anions("S", 3.85, 6.20, [[2, 0, 0], [0, 2, 0], [0, 0, 1]]), ["tet+"],
+                          {"P": 2, "Li": 6}, _charges(P=5), 2.5),
+                 "gamma-Li3PS4, enargite type (Pmn2_1): Li and P in T+ holes of hcp S; Homma et al., Solid "
+                 "State Ionics 182, 53 (2011) (idealised)"),
+    BuiltinPhase("builtin:Li4GeS4-Pnma",
+                 _ordered(hcp_anions("S", 3.95, 6.35, [[2, 0, 0], [0, 2, 0], [0, 0, 1]]), ["tet+", "oct"],
+                          {"Ge": 2, "Li": 8}, _charges(Ge=4), 2.5),
+                 "Li4GeS4, GeS4 tetrahedra with Li in tetrahedral and octahedral holes of hcp S; Murayama et "
+                 "al., J. Solid State Chem. 168, 140 (2002) (idealised)"),
+    BuiltinPhase("builtin:Li10GeP2S12-LGPS", _lgps, "see engine.builtin_phases._lgps"),
+    # phases that only the mixing reactions reach (candidate system x LGPS or x LiCoO2)
+    BuiltinPhase("builtin:MgS-rocksalt", _rocksalt("Mg", "S", 5.20), "MgS, Fm-3m, a 5.20 Å"),
+    BuiltinPhase("builtin:CaS-rocksalt", _rocksalt("Ca", "S", 5.69), "CaS, Fm-3m, a 5.69 Å"),
+    BuiltinPhase("builtin:MgO-rocksalt", _rocksalt("Mg", "O", 4.21), "MgO, Fm-3m, a 4.21 Å"),
+    BuiltinPhase("builtin:CaO-rocksalt", _rocksalt("Ca", "O", 4.81), "CaO, Fm-3m, a 4.81 Å"),
+    BuiltinPhase("builtin:ZrS2-CdI2", _sg("P-3m1", Lattice.hexagonal(3.66, 5.83), ["Zr", "S"],
+                                          [[0, 0, 0], [1 / 3, 2 / 3, 0.25]]), "ZrS2, CdI2 type, P-3m1"),
+    BuiltinPhase("builtin:ZrO2-fluorite", _sg("Fm-3m", Lattice.cubic(5.07), ["Zr", "O"],
+                                              [[0, 0, 0], [0.25, 0.25, 0.25]]),
+                 "ZrO2, cubic fluorite (the high-temperature form, standing in for monoclinic baddeleyite)"),
+    BuiltinPhase("builtin:Al2O3-corundum", _sg("R-3c", Lattice.hexagonal(4.759, 12.991), ["Al", "O"],
+                                               [[0, 0, 0.3523], [0.3064, 0, 0.25]]),
+                 "alpha-Al2O3, corundum, R-3c; Lewis et al., Z. Kristallogr. 162, 11 (1982)"),
+    BuiltinPhase("builtin:LiAlO2-R-3m", _sg("R-3m", Lattice.hexagonal(2.80, 14.22), ["Li", "Al", "O"],
+                                            [[0, 0, 0.5], [0, 0, 0], [0, 0, 0.2389]]),
+                 "alpha-LiAlO2, layered R-3m (alpha-NaFeO2 type); Marezio & Remeika, J. Chem. Phys. 44, 3143 (1966)"),
+    BuiltinPhase("builtin:CoF2-rutile", _sg("P4_2/mnm", Lattice.tetragonal(4.695, 3.180), ["Co", "F"],
+                                            [[0, 0, 0], [0.306, 0.306, 0]]), "CoF2, rutile type, P4_2/mnm"),
+    BuiltinPhase("builtin:CoCl2-CdCl2", _sg("R-3m", Lattice.hexagonal(3.544, 17.43), ["Co", "Cl"],
+                                            [[0, 0, 0], [0, 0, 0.2574]]), "CoCl2, CdCl2 type, R-3m"),
+    BuiltinPhase("builtin:CoBr2-CdI2", _sg("P-3m1", Lattice.hexagonal(3.68, 6.12), ["Co", "Br"],
+                                           [[0, 0, 0], [1 / 3, 2 / 3, 0.25]]), "CoBr2, CdI2 type, P-3m1"),
+    BuiltinPhase("builtin:CoI2-CdI2", _sg("P-3m1", Lattice.hexagonal(3.96, 6.65), ["Co", "I"],
+                                          [[0, 0, 0], [1 / 3, 2 / 3, 0.25]]), "CoI2, CdI2 type, P-3m1"),
+    BuiltinPhase("builtin:CoS2-pyrite", _sg("Pa-3", Lattice.cubic(5.53), ["Co", "S"],
+                                            [[0, 0, 0], [0.39, 0.39, 0.39]]), "CoS2, pyrite type, Pa-3"),
+    # Li–Co–O
+    BuiltinPhase("builtin:CoO-rocksalt", _rocksalt("Co", "O", 4.26), "CoO, Fm-3m, a 4.26 Å"),
+    BuiltinPhase("builtin:Co3O4-spinel", _sg("Fd-3m", Lattice.cubic(8.08), ["Co", "Co", "O"],
+                                             [[0, 0, 0], [0.625, 0.625, 0.625], [0.388, 0.388, 0.388]]),
+                 "Co3O4, spinel, Fd-3m (origin 1), a 8.08 Å, u 0.263; Roth, J. Phys. Chem. Solids 25, 1 (1964)"),
+    BuiltinPhase("builtin:LiCoO2-R-3m", _sg("R-3m", Lattice.hexagonal(2.816, 14.05), ["Li", "Co", "O"],
+                                            [[0, 0, 0.5], [0, 0, 0], [0, 0, 0.2396]]),
+                 "layered LiCoO2, R-3m; Akimoto et al., J. Solid State Chem. 141, 298 (1998)"),
+)
+
+
+def builtin_phases(elements: Iterable[str]) -> list[tuple[BuiltinPhase, Structure]]:
+    """The built-in phases whose elements all lie in ``elements``, built."""
+    allowed = set(elements)
+    return [(phase, phase.build()) for phase in BUILTIN if phase.elements <= allowed]
