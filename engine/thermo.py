@@ -212,18 +212,19 @@ def classify(e_red: float, e_ox: float, e_rxn_electrolyte: float, e_rxn_cathode:
     reasons = []
     mix_ok = e_rxn_electrolyte > c.e_rxn_min
     if not mix_ok:
-        reasons.append(f"E_rxn with electrolyte {e_rxn_electrolyte:.3f} <= {c.e_rxn_min} eV/atom")
+        reasons.append(f"E_rxn with the electrolyte {e_rxn_electrolyte:.3f} <= {c.e_rxn_min} eV/atom")
     anode = mix_ok and e_red < c.ac_e_red_max and e_ox > el_red
     if not anode and mix_ok:
-        reasons.append(f"AC: needs E_red < {c.ac_e_red_max} V and E_ox > {el_red:.2f} V"
+        reasons.append(f"AC needs E_red < {c.ac_e_red_max} V and E_ox > {el_red:.2f} V"
                        f" (has {e_red:.2f}, {e_ox:.2f})")
     cathode_mix_ok = e_rxn_cathode > c.e_rxn_min
     cathode = mix_ok and cathode_mix_ok and e_ox > c.cc_e_ox_min and e_red < el_ox
     if mix_ok and not cathode:
         if not (e_ox > c.cc_e_ox_min and e_red < el_ox):
-            reasons.append(f"CC: needs E_ox > {c.cc_e_ox_min} V and E_red < {el_ox:.2f} V (has {e_red:.2f}, {e_ox:.2f})")
+            reasons.append(f"CC needs E_ox > {c.cc_e_ox_min} V and E_red < {el_ox:.2f} V"
+                           f" (has {e_red:.2f}, {e_ox:.2f})")
         if not cathode_mix_ok:
-            reasons.append(f"CC: E_rxn with cathode {e_rxn_cathode:.3f} <= {c.e_rxn_min} eV/atom")
+            reasons.append(f"CC needs E_rxn with the cathode > {c.e_rxn_min} eV/atom (has {e_rxn_cathode:.3f})")
     return Verdict(anode, cathode, reasons)
 
 
@@ -344,8 +345,8 @@ def run_stage(run) -> None:
     el_entry, el_window, el_problem = partner_window(electrolyte, "electrolyte")
     ca_entry, ca_window, ca_problem = partner_window(cathode, "cathode")
     thermo_group = store.h5.require_group("thermo")
-    thermo_group.attrs.update({"electrolyte": electrolyte.reduced_formula, "electrolyte_e_red_V": el_window[0],
-                               "electrolyte_e_ox_V": el_window[1], "cathode": cathode.reduced_formula,
+    thermo_group.attrs.update({"electrolyte": cfg.electrolyte, "electrolyte_e_red_V": el_window[0],
+                               "electrolyte_e_ox_V": el_window[1], "cathode": cfg.cathode,
                                "cathode_e_red_V": ca_window[0], "cathode_e_ox_V": ca_window[1],
                                "reference_source": source.name})
 
@@ -408,7 +409,7 @@ def evaluate_candidate(cid, entry, rejected, hulls: Hulls, criteria: CoatingCrit
     out.update(anode_coating=verdict.anode, cathode_coating=verdict.cathode, verdict=verdict.label)
     if verdict.anode or verdict.cathode:
         return cid, "pass", "", out
-    return cid, "fail", "; ".join(verdict.reasons), out
+    return cid, "fail", "no coating verdict: " + "; ".join(verdict.reasons), out
 
 
 def criteria_counts(store, criteria: CoatingCriteria) -> list[tuple[str, int]]:

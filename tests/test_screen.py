@@ -7,7 +7,8 @@ import sys
 import time
 
 import h5py
-from pymatgen.core import Lattice, Structure
+import numpy as np
+from pymatgen.core import Composition, Lattice, Structure
 
 from engine.store import ResultStore
 
@@ -40,6 +41,9 @@ def test_bad_inputs_are_recorded_and_the_rest_relaxed(tmp_path):
     rattled(lif.get_primitive_structure(), [0.02, 0, 0], 0.03, 0).to(filename=str(folder / "good_lif.cif"))
     licl = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.2), ["Li", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
     licl.get_primitive_structure().to(filename=str(folder / "good_licl.cif"))
+    nacl = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.5), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    nacl.replace(0, "Li")
+    nacl.to(filename=str(folder / "lina3cl4.cif"))  # relaxes; builtin references have no Na
     overlap = lif.copy()
     overlap.append("Li", overlap[0].coords + [0.1, 0, 0], coords_are_cartesian=True)
     overlap.to(filename=str(folder / "overlap.cif"))
@@ -56,9 +60,20 @@ def test_bad_inputs_are_recorded_and_the_rest_relaxed(tmp_path):
         relax = dict(zip(store.ids("relax"), zip(store.column("relax", "status"), store.column("relax", "reason"))))
         assert relax["lipo"] == ("error", "elements not in model: Po (7net-0)")
         assert relax["good_lif"][0] == "pass" and relax["good_licl"][0] == "pass"
-        assert set(relax) == {"lipo", "good_lif", "good_licl"}
+        assert set(relax) == {"lipo", "good_lif", "good_licl", "lina3cl4"}
         fmax = dict(zip(store.ids("relax"), store.column("relax", "fmax")))
         assert fmax["good_lif"] < 0.05
+        thermo = {i: (s, r) for i, s, r in zip(store.ids("thermo"), store.column("thermo", "status"),
+                                                store.column("thermo", "reason"))}
+        assert set(thermo) == {"good_lif", "good_licl", "lina3cl4"}
+        assert thermo["lina3cl4"][0] == "error" and "no reference for Na" in thermo["lina3cl4"][1]
+        e_hull = dict(zip(store.ids("thermo"), store.column("thermo", "e_hull")))
+        assert abs(e_hull["good_lif"]) < 0.01 and abs(e_hull["good_licl"]) < 0.01  # both are references too
+        assert np.isnan(e_hull["lina3cl4"])  # never a silent 0
+        window = dict(zip(store.ids("thermo"), zip(store.column("thermo", "e_red"), store.column("thermo", "e_ox"))))
+        assert window["good_lif"][0] < 0.01 and window["good_lif"][1] > 5.5
+        assert Composition("Li10GeP2S12").reduced_formula in set(store.column("references", "formula"))
+    assert "thermo criteria (builtin references)" in stdout
 
 
 def test_sigkill_mid_relaxation_then_rerun_resumes_without_redoing_work(tmp_path):
@@ -96,3 +111,5 @@ def test_sigkill_mid_relaxation_then_rerun_resumes_without_redoing_work(tmp_path
     for cid, e in ref_energy.items():  # and the resumed run agrees with the uninterrupted one
         assert abs(energy[cid] - e) < 2e-3, (cid, energy[cid], e)
     assert sorted(status) == sorted(ref_status)
+    with ResultStore(killed, "r") as store, ResultStore(reference, "r") as ref:
+        assert sorted(store.ids("thermo")) == sorted(ref.ids("thermo")) == sorted(store.ids("relax", "pass"))

@@ -99,6 +99,8 @@ def test_classify_follows_the_seed_criteria():
     assert thermo.classify(1.0, 4.6, -0.05, -0.30, lgps, c).label == "none"  # reacts with the cathode
     v = thermo.classify(0.0, 4.6, -0.30, -0.05, lgps, c)  # reacts with the electrolyte
     assert v.label == "none" and "electrolyte" in v.reasons[0]
+    v = thermo.classify(1.0, 4.6, -0.05, -0.30, lgps, c)
+    assert any("cathode" in r for r in v.reasons)
 
 
 def test_builtin_references_with_sevennet(tmp_path, monkeypatch):
