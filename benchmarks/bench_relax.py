@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from ase.filters import FrechetCellFilter
 from ase.optimize import FIRE
+from common import ase_calculator, mixed_size_structures, model_config, write_json
 from pymatgen.io.ase import AseAtomsAdaptor
 
-from common import ase_calculator, mixed_size_structures, model_config, write_json
 from engine.models import load_model
 from engine.relax import RelaxSettings, relax
 from engine.structures import pack

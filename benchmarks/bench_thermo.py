@@ -19,10 +19,10 @@ import argparse
 import time
 
 import numpy as np
+from common import ROOT, write_json
 from pymatgen.analysis.phase_diagram import PhaseDiagram
 from pymatgen.entries.computed_entries import ComputedEntry
 
-from common import ROOT, write_json
 from engine import thermo
 from engine.references import read_entries
 

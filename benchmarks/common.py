@@ -15,7 +15,7 @@ from pymatgen.core import Lattice, Structure
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine.screen import package_versions  # noqa: E402
+from engine.screen import package_versions
 
 
 def model_config(name: str):

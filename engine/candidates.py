@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import logging
 import warnings
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import torch
@@ -26,7 +26,7 @@ from kernels.distances import min_interatomic_distance
 log = logging.getLogger(__name__)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _charge_balanced(formula: str) -> bool:
     """Balanced with common oxidation states, Li as Li+ and the most electronegative element an anion."""
     comp = Composition(formula)

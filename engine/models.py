@@ -167,7 +167,7 @@ def _load_sevennet(cfg, device, dtype) -> LoadedModel:
     name = str(cfg.get("path") or cfg.name)
     try:
         path = name if Path(name).exists() else pretrained_name_to_path(name)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise ModelUnavailableError(
             f"SevenNet model {name!r} is neither a checkpoint file nor a pretrained name shipped with sevenn "
             f"({sorted(_SEVENNET_NAMES)}); pass model.path=/path/to/checkpoint.pth") from exc
@@ -207,7 +207,7 @@ def _load_matgl(cfg, device, dtype) -> LoadedModel:
         raise ModelUnavailableError(f"matgl model folder {source} does not exist. {how}")
     try:
         potential = matgl.load_model(source)
-    except Exception as exc:  # noqa: BLE001 - matgl raises assorted errors when offline
+    except Exception as exc:
         raise ModelUnavailableError(f"matgl model {source!r} could not be loaded ({type(exc).__name__}). {how}") from exc
     symbols = potential.model.element_types
     checksum = sha256_of(source) if Path(source).exists() else ""
@@ -256,7 +256,7 @@ def load_mace_module(source: str, device: torch.device) -> torch.nn.Module:
     try:
         with e3nn_044_pickle_compat():
             pickled = torch.load(source, map_location="cpu", weights_only=False)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise ModelUnavailableError(
             f"MACE checkpoint {source} could not be unpickled with e3nn in this environment "
             f"({type(exc).__name__}: {str(exc)[:200]}). Re-export it as a state dict under mace-torch with "
@@ -292,7 +292,7 @@ def _load_mace(cfg, device, dtype) -> LoadedModel:
                 "model.path=/path/to/file.model")
         try:
             source = download_mace_mp_checkpoint(str(cfg.name))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise ModelUnavailableError(
                 f"MACE model {cfg.name!r} could not be downloaded ({type(exc).__name__}); download it where "
                 "there is internet and pass model.path=/path/to/file.model") from exc

@@ -165,7 +165,7 @@ class MPAPIReferences(ReferenceSource):
                                                      additional_criteria={"thermo_types": [self.thermo_type]})
         except ReferenceUnavailableError:
             raise
-        except Exception as exc:  # noqa: BLE001 - network, authentication, API errors
+        except Exception as exc:
             raise ReferenceUnavailableError(f"Materials Project query for {'-'.join(elements)} failed: {exc}") from exc
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")

@@ -20,8 +20,8 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from engine import candidates, relax, thermo
-from engine.references import ReferenceUnavailableError
 from engine.models import LoadedModel, ModelUnavailableError, load_model, resolve_device
+from engine.references import ReferenceUnavailableError
 from engine.store import ResultStore
 
 log = logging.getLogger("engine.screen")

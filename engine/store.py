@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import h5py
@@ -81,7 +81,7 @@ class ResultStore:
     def write_metadata(self, config_yaml: str, versions: Mapping, models: Mapping) -> None:
         attrs = self.h5.attrs
         if "created" not in attrs:
-            attrs["created"] = datetime.now(timezone.utc).isoformat()
+            attrs["created"] = datetime.now(UTC).isoformat()
         attrs["config"] = config_yaml
         attrs["versions"] = json.dumps(dict(versions), sort_keys=True)
         prior = json.loads(attrs.get("models", "{}"))

@@ -29,7 +29,10 @@ import numpy as np
 from pymatgen.analysis.interface_reactions import InterfacialReactivity
 from pymatgen.analysis.phase_diagram import PhaseDiagram
 from pymatgen.core import Composition, Element, Structure
-from pymatgen.entries.compatibility import CompatibilityError, MaterialsProject2020Compatibility
+from pymatgen.entries.compatibility import (
+    CompatibilityError,
+    MaterialsProject2020Compatibility,
+)
 from pymatgen.entries.computed_entries import ComputedEntry, ComputedStructureEntry
 from pymatgen.io.vasp.sets import MPRelaxSet
 
@@ -248,8 +251,8 @@ def _reference_entries(run, phases, cfg) -> tuple[list[ComputedEntry], dict]:
             if p.entry is None:
                 raise ValueError(f"thermo.energies=source needs a source with energies; {p.source} has none")
             entries.append(p.entry)
-            rows[p.id] = dict(status="pass", reason="", structure=p.structure,
-                              energy_per_atom=p.entry.uncorrected_energy_per_atom)
+            rows[p.id] = {"status": "pass", "reason": "", "structure": p.structure,
+                          "energy_per_atom": p.entry.uncorrected_energy_per_atom}
         return entries, rows
     if cfg.energies != "model":
         raise ValueError(f"thermo.energies must be model or source, not {cfg.energies!r}")
@@ -260,7 +263,8 @@ def _reference_entries(run, phases, cfg) -> tuple[list[ComputedEntry], dict]:
     for p in phases:
         r = relaxed[p.id]
         n = len(r.structure) if r.structure is not None else 1
-        rows[p.id] = dict(status=r.status, reason=r.reason, structure=r.structure, energy_per_atom=r.energy / n)
+        rows[p.id] = {"status": r.status, "reason": r.reason, "structure": r.structure,
+                      "energy_per_atom": r.energy / n}
         if r.usable:
             raw.append(model_entry(r.structure, r.energy, p.id))
     entries, dropped = apply_correction(raw, cfg.correction)

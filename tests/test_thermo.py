@@ -11,7 +11,12 @@ from pymatgen.entries.computed_entries import ComputedEntry
 
 from engine import thermo
 from engine.models import load_model
-from engine.references import BuiltinReferences, FileReferences, collect_phases, relax_references
+from engine.references import (
+    BuiltinReferences,
+    FileReferences,
+    collect_phases,
+    relax_references,
+)
 from engine.relax import RelaxSettings
 
 from .conftest import ROOT, SHARED
@@ -83,7 +88,7 @@ def test_mixing_energy_closed_form():
 def test_candidate_without_references_is_marked(li_co_o_entries):
     hulls = thermo.Hulls(li_co_o_entries)
     cand = ComputedEntry("LiCaI3", -10.0, entry_id="c1")
-    cid, status, reason, cols = thermo.evaluate_candidate(
+    _, status, reason, cols = thermo.evaluate_candidate(
         cid="c1", entry=cand, rejected=None, hulls=hulls, criteria=thermo.CoatingCriteria(),
         electrolyte=(Composition("Li10GeP2S12"), None, (np.nan, np.nan), "no LGPS"),
         cathode=(Composition("LiCoO2"), li_co_o_entries[0], ""), source_name="file")

@@ -14,15 +14,15 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
-import e3nn  # noqa: E402
+import e3nn
 
 assert e3nn.__version__ == "0.4.4", f"run with e3nn 0.4.4 first on the path, not {e3nn.__version__}"
 
-from mace.calculators import MACECalculator  # noqa: E402
-from pymatgen.io.ase import AseAtomsAdaptor  # noqa: E402
+from mace.calculators import MACECalculator
+from pymatgen.io.ase import AseAtomsAdaptor
 
-from tests.conftest import make_three_structures  # noqa: E402
-from tests.mace_fixture import small_random_mace  # noqa: E402
+from tests.conftest import make_three_structures
+from tests.mace_fixture import small_random_mace
 
 path = HERE / "mace_e3nn044_small.model"
 torch.save(small_random_mace(seed=1), path)

@@ -1,0 +1,121 @@
+"""Reference sources: file (real MP data), mp_api (everything around the network call), builtin."""
+
+import importlib.util
+
+import pytest
+from omegaconf import OmegaConf
+from pymatgen.core import Composition
+
+from engine.builtin_phases import BUILTIN
+from engine.references import (
+    BuiltinReferences,
+    FileReferences,
+    MPAPIReferences,
+    ReferenceUnavailableError,
+    read_entries,
+    reference_source,
+    structure_key,
+)
+
+from .conftest import SHARED
+
+MP_FILE = SHARED / "refdata" / "mp-Li-Co-Ni-O-entries.json.gz"
+
+
+@pytest.fixture(scope="module")
+def mp_entries():
+    if not MP_FILE.is_file():
+        pytest.skip(f"{MP_FILE} not present")
+    return read_entries(MP_FILE)
+
+
+def test_file_source_filters_by_chemical_system(mp_entries):
+    src = FileReferences(MP_FILE)
+    li_co_o = src.phases({"Li", "Co", "O"})
+    assert len(li_co_o) == 457 and len(mp_entries) == 775
+    assert all(p.elements <= {"Li", "Co", "O"} and p.structure is not None for p in li_co_o)
+    assert {p.id for p in src.phases({"Co", "O"})} < {p.id for p in li_co_o}
+    assert "e_above_hull" in li_co_o[0].entry.data
+
+
+class FakeMPRester:
+    """Stands in for mp_api.client.MPRester: answers from the MP file, counts calls."""
+    calls = 0
+
+    def __init__(self, api_key, entries):
+        assert api_key == "test-key"
+        self.entries = entries
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def get_entries_in_chemsys(self, elements, additional_criteria=None):
+        FakeMPRester.calls += 1
+        assert additional_criteria == {"thermo_types": ["GGA_GGA+U"]}
+        return [e for e in self.entries if {el.symbol for el in e.composition.elements} <= set(elements)]
+
+
+def test_mp_api_fetches_once_and_caches_as_a_file(tmp_path, mp_entries):
+    FakeMPRester.calls = 0
+    src = MPAPIReferences(tmp_path, api_key="test-key", client_factory=lambda key: FakeMPRester(key, mp_entries))
+    phases = src.phases({"Li", "Co", "O"})
+    assert len(phases) == 457 and FakeMPRester.calls == 1 and all(p.source == "mp_api" for p in phases)
+    cache = src.cache_file({"Li", "Co", "O"})
+    assert cache.is_file() and len(read_entries(cache)) == 457
+
+    def offline(key):
+        raise AssertionError("the cache should have answered")
+    again = MPAPIReferences(tmp_path, api_key="test-key", client_factory=offline).phases({"O", "Co", "Li"})
+    assert sorted(p.id for p in again) == sorted(p.id for p in phases)
+
+
+def test_mp_api_without_key_or_package_says_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.delenv("MP_API_KEY", raising=False)
+    with pytest.raises(ReferenceUnavailableError, match="MP_API_KEY"):
+        MPAPIReferences(tmp_path).phases({"Li", "F"})
+    if importlib.util.find_spec("mp_api") is None:
+        with pytest.raises(ReferenceUnavailableError, match="pip install mp-api"):
+            MPAPIReferences(tmp_path, api_key="some-key").phases({"Li", "F"})
+
+    def failing(key):
+        raise ConnectionError("network unreachable")
+    with pytest.raises(ReferenceUnavailableError, match="network unreachable"):
+        MPAPIReferences(tmp_path, api_key="k", client_factory=failing).phases({"Li", "F"})
+    assert not list(tmp_path.glob("*.json.gz"))  # nothing half-written
+
+
+def test_reference_source_from_config(tmp_path):
+    assert isinstance(reference_source(OmegaConf.create({"source": "builtin"})), BuiltinReferences)
+    with pytest.raises(ReferenceUnavailableError, match="not found"):
+        reference_source(OmegaConf.create({"source": "file", "path": str(tmp_path / "nope.json")})).phases({"Li"})
+    with pytest.raises(ReferenceUnavailableError, match="unknown reference source"):
+        reference_source(OmegaConf.create({"source": "icsd"}))
+
+
+def test_builtin_phases_cover_the_default_systems_and_are_sane():
+    src = BuiltinReferences()
+    for system in ("Li-Al-F", "Li-Y-Cl", "Li-Zr-Cl", "Li-Mg-Cl", "Li-Ca-I", "Li-S-Br", "Li-Ge-P-S", "Li-Co-O"):
+        elements = set(system.split("-"))
+        phases = src.phases(elements)
+        have = {p.structure.composition.reduced_formula for p in phases}
+        assert all(el in {f.rstrip("2") for f in have} or el in have for el in elements), (system, have)
+        assert any(len(p.elements) >= 2 for p in phases), system
+    everything = src.phases({el for p in BUILTIN for el in p.elements})
+    assert len(everything) == len(BUILTIN)
+    by_formula = {p.structure.composition.reduced_formula: p for p in everything}
+    lgps = by_formula[Composition("Li10GeP2S12").reduced_formula].structure
+    assert len(lgps) == 50 and lgps.lattice.abc[0] == pytest.approx(8.72)
+    assert by_formula["LiCoO2"].structure.get_space_group_info()[0] == "R-3m"
+    for p in everything:
+        s = p.structure
+        assert s.composition.reduced_formula == Composition(BUILTIN[[b.id for b in BUILTIN].index(p.id)].formula
+                                                            ).reduced_formula
+        if len(s) > 1:
+            d = s.distance_matrix + 99 * (s.distance_matrix == 0)
+            assert d.min() > 1.1, p.id  # no overlapping atoms (O2 and F2 bonds are the shortest)
+    # building twice gives the same structures (the electrostatic ordering is seeded)
+    again = {p.id: structure_key(p.structure) for p in BuiltinReferences().phases({"Li", "Y", "Cl"})}
+    assert again == {p.id: structure_key(p.structure) for p in everything if p.id in again}
