@@ -143,3 +143,16 @@ def test_builtin_references_with_sevennet(tmp_path, monkeypatch):
     for formula in ("Li3AlF6", "Li3YCl6", "Li2ZrCl6"):
         e_red, e_ox = windows[formula]
         assert 0 < e_red < e_ox and np.isfinite(e_ox) and e_ox > 4.0, (formula, e_red, e_ox)
+
+
+def test_include_candidates_judges_candidates_against_each_other(li_co_o_entries):
+    """Two LiCoO2 polymorphs below the MP hull: alone each is below it; with both in the hull, the higher one is
+    above the lower one by their difference."""
+    pd = thermo.Hulls(li_co_o_entries)[LI_CO_O]
+    comp = Composition("LiCoO2")
+    hull = pd.get_hull_energy_per_atom(comp) * comp.num_atoms
+    low, high = ComputedEntry(comp, hull - 0.20, entry_id="low"), ComputedEntry(comp, hull - 0.08, entry_id="high")
+    assert thermo.e_above_hull(pd, high)[0] == pytest.approx(-0.02)
+    with_both = thermo.Hulls([*li_co_o_entries, low, high])[LI_CO_O]
+    e_hull, products = thermo.e_above_hull(with_both, high)
+    assert e_hull == pytest.approx(0.03) and products == "1 LiCoO2"
