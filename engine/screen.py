@@ -19,16 +19,17 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from engine import candidates, relax, thermo
+from engine import candidates, pes, relax, thermo
 from engine.models import LoadedModel, ModelUnavailableError, load_model, resolve_device
 from engine.references import ReferenceUnavailableError
 from engine.store import ResultStore
 
 log = logging.getLogger("engine.screen")
 
-STAGES = {"candidates": candidates.run_stage, "relax": relax.run_stage, "thermo": thermo.run_stage}
+STAGES = {"candidates": candidates.run_stage, "relax": relax.run_stage, "thermo": thermo.run_stage,
+          "pes": pes.run_stage}
 # Config sections that must not change when a run is resumed: they define what is already in the file.
-FROZEN_ON_RESUME = ("model", "candidates", "relax", "thermo", "references", "criteria")
+FROZEN_ON_RESUME = ("model", "candidates", "relax", "thermo", "references", "criteria", "pes")
 PACKAGES = ("torch", "torch-sim-atomistic", "sevenn", "matgl", "chgnet", "mace-torch", "e3nn", "pymatgen",
             "ase", "spglib", "pyxtal", "h5py", "hydra-core", "numpy")
 
@@ -99,6 +100,13 @@ def thermo_table(store: ResultStore, cfg: DictConfig) -> str:
     return "\n".join(lines)
 
 
+def pes_table(store: ResultStore, cfg: DictConfig) -> str:
+    settings = pes.PesSettings.from_config(cfg.pes)
+    lines = ["\nLi-transport criteria (probe grids)"]
+    lines += [f"  {name:<40}{n:>6}" for name, n in pes.pes_counts(store, settings)]
+    return "\n".join(lines)
+
+
 def run(cfg: DictConfig) -> dict[str, float]:
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
@@ -120,6 +128,8 @@ def run(cfg: DictConfig) -> dict[str, float]:
         print(f"\n{cfg.output}\n" + summary_table(store, cfg.stages, timings))
         if "thermo" in cfg.stages:
             print(thermo_table(store, cfg))
+        if "pes" in cfg.stages:
+            print(pes_table(store, cfg))
     return timings
 
 
