@@ -17,6 +17,7 @@ Supported ``kind`` values (see ``conf/model/``):
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import os
 from dataclasses import dataclass
@@ -302,6 +303,31 @@ def _load_mace(cfg, device, dtype) -> LoadedModel:
     model = MaceModel(model=module, device=device, dtype=dtype, compute_forces=True, compute_stress=True)
     return LoadedModel(model, str(cfg.name), "mace", frozenset(int(z) for z in module.atomic_numbers),
                        float(module.r_max), sha256_of(source), str(source))
+
+
+def energy_only(loaded: LoadedModel) -> tuple[ModelInterface, bool]:
+    """A model for energies alone (probe grids need no forces) and whether it may run under ``torch.no_grad``.
+
+    SevenNet computes forces and stress by autograd inside its module; a copy without its ``force_output``
+    module skips that backward pass (about half the cost). Other models are returned unchanged (their forces
+    may need autograd, so no ``no_grad``)."""
+    if loaded.kind == "sevennet":
+        model = copy.deepcopy(loaded.model)
+        model.model._modules["force_output"] = _SevenNetNoForces()
+        return model, True
+    return loaded.model, False
+
+
+class _SevenNetNoForces(torch.nn.Module):
+    """Stands in for SevenNet's force/stress output: zeros of the right shapes (its torch-sim wrapper reads
+    both keys), no autograd."""
+
+    def forward(self, data):
+        from sevenn import _keys as key
+
+        data[key.PRED_FORCE] = torch.zeros_like(data[key.POS])
+        data[key.PRED_STRESS] = data[key.PRED_TOTAL_ENERGY].new_zeros(data[key.PRED_TOTAL_ENERGY].shape[0], 6)
+        return data
 
 
 LOADERS = {"sevennet": _load_sevennet, "chgnet": _load_chgnet, "matgl": _load_matgl, "mace": _load_mace}

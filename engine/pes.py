@@ -18,6 +18,7 @@ each orbit of the host's space group is (``kernels/grid.py``).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, fields
@@ -30,7 +31,7 @@ from ase.data import atomic_masses
 from omegaconf import DictConfig, OmegaConf
 from pymatgen.core import Structure
 
-from engine.models import LoadedModel
+from engine.models import LoadedModel, energy_only
 from engine.structures import short_error
 from kernels.grid import ProbeGrid, probe_grid
 from kernels.percolation import percolation_barriers
@@ -55,7 +56,7 @@ class PesSettings:
     xi_min: float = 0.8
     barrier_max: float = 0.5  # eV
     barrier_dimension: int = 1  # which percolation barrier (1, 2 or 3 D) the criterion uses
-    max_atoms_per_batch: int = 2000
+    max_atoms_per_batch: int = 256  # CPU: a few hundred (bigger batches run slower per probe); GPU: 10^4 and up
     candidates_per_chunk: int = 8  # candidates whose probes share batches; results are written per chunk
     save_grids: bool = False  # write the full energy grids to pes/grids/<approach>/<id>
     interstitial_model: object = None  # null: the run's model; a name in conf/model/; or a model config
@@ -153,9 +154,9 @@ def _batch_state(jobs: Sequence[ProbeJob], segments: Sequence[_Segment], device,
     pos, z, cells, counts = [], [], [], []
     for seg in segments:
         host = jobs[seg.job].host
-        hpos = torch.as_tensor(host.cart_coords, dtype=dtype)
+        hpos = torch.tensor(host.cart_coords, dtype=dtype)
         hz = torch.as_tensor(host.atomic_numbers, dtype=torch.long)
-        cell = torch.as_tensor(host.lattice.matrix, dtype=dtype)
+        cell = torch.tensor(host.lattice.matrix, dtype=dtype)
         if seg.start < 0:
             pos.append(hpos)
             z.append(hz)
@@ -180,10 +181,12 @@ def _batch_state(jobs: Sequence[ProbeJob], segments: Sequence[_Segment], device,
     )
 
 
-def evaluate_jobs(jobs: Sequence[ProbeJob], loaded: LoadedModel, max_atoms: int, progress=None) -> None:
+def evaluate_jobs(jobs: Sequence[ProbeJob], loaded: LoadedModel, max_atoms: int, progress=None,
+                  energy_model: tuple | None = None) -> None:
     """Fill ``host_energy`` and ``energies`` of every job without an error; a batch the model fails on is
-    retried job by job, and a job that still fails gets the model's error as its reason."""
-    model = loaded.model
+    retried job by job, and a job that still fails gets the model's error as its reason. ``energy_model`` is
+    :func:`engine.models.energy_only`'s answer for ``loaded`` (computed here when not given)."""
+    model, no_grad = energy_model or energy_only(loaded)
     for job in jobs:
         missing = not job.error and loaded.unsupported_elements([*job.host.atomic_numbers, LI])
         if missing:
@@ -193,7 +196,8 @@ def evaluate_jobs(jobs: Sequence[ProbeJob], loaded: LoadedModel, max_atoms: int,
 
     def run(segments: list[_Segment], group: Sequence[ProbeJob]) -> None:
         state = _batch_state(group, segments, model.device, model.dtype)
-        energy = model(state)["energy"].detach().double().cpu().numpy()
+        with torch.no_grad() if no_grad else contextlib.nullcontext():
+            energy = model(state)["energy"].detach().double().cpu().numpy()
         n_systems = [1 if s.start < 0 else s.stop - s.start for s in segments]
         for seg, k in zip(segments, np.cumsum([0, *n_systems[:-1]])):
             job = group[seg.job]
@@ -295,6 +299,10 @@ def run_stage(run) -> None:
         return
     structures = store.structures("relax", todo)
     models = {a: _model_for(run, getattr(settings, f"{a}_model")) for a in settings.approaches}
+    energy_models = {}
+    for a, loaded in models.items():  # one energy-only copy per distinct model
+        energy_models[a] = next((energy_models[b] for b in energy_models if models[b] is loaded), None) \
+            or energy_only(loaded)
 
     with run.progress("pes", len(todo)) as bar:
         for start in range(0, len(todo), settings.candidates_per_chunk):
@@ -309,7 +317,8 @@ def run_stage(run) -> None:
                         jobs[cid][approach] = ProbeJob(cid, approach, structures[cid], None,
                                                        error=f"{approach}: grid: {short_error(exc)}")
             for approach in settings.approaches:
-                evaluate_jobs([jobs[c][approach] for c in chunk], models[approach], settings.max_atoms_per_batch)
+                evaluate_jobs([jobs[c][approach] for c in chunk], models[approach], settings.max_atoms_per_batch,
+                              energy_model=energy_models[approach])
             _write(store, chunk, jobs, settings)
             bar.update(len(chunk))
 

@@ -11,8 +11,8 @@ With ``E`` the probe energy on a regular grid over the cell and ``ΔE = E - min 
   included in the count) with ``ΔE < ε``;
 * connected free volume ``FV_c(ε)``: on the 2×2×2 block of cells centred on the global minimum (open
   boundaries), the fraction of its points joined to that minimum by a path of grid neighbours (26-connected)
-  with ``ΔE < ε`` everywhere. A pocket that does not percolate counts once in eight cells; a channel or
-  network counts in all eight, so percolation is rewarded;
+  with ``ΔE < ε`` everywhere. Of a region with volume fraction ``f`` per cell this is ``f/8`` for an isolated
+  pocket, ``f/4`` for a channel, ``f/2`` for a sheet and ``f`` for a 3D network, so percolation is rewarded;
 * both are averaged over ``ε + δ`` for ``δ`` in ``(-0.04, -0.02, 0, 0.02, 0.04)`` eV to smooth the grid's
   discreteness, at ``ε = 0.5`` eV;
 * ``Ξ = s(10 (log10 FV_c + 2)) · s(10 (log10 FV_d + 1.15))`` with the logistic ``s(t) = 1 / (1 + e^-t)``:
