@@ -55,7 +55,7 @@ def symmetry_factors(spacing: float) -> list[dict]:
         s = phase.build()
         reduced = probe_grid(s.lattice.matrix, s.frac_coords, np.array(s.atomic_numbers), spacing, 1.2)
         full = probe_grid(s.lattice.matrix, s.frac_coords, np.array(s.atomic_numbers), spacing, 1.2,
-                          use_symmetry=False, shape=reduced.shape)
+                          use_symmetry=False, shape=reduced.shape, origin=reduced.origin)
         rows.append({"phase": pid, "grid": list(reduced.shape), "operations": reduced.n_operations,
                      "evaluated_full": full.n_evaluated, "evaluated_reduced": reduced.n_evaluated,
                      "factor": full.n_evaluated / max(1, reduced.n_evaluated)})

@@ -1,6 +1,6 @@
 """Regular probe grids over a periodic cell, with excluded points and space-group reduction.
 
-A grid has ``shape = (n1, n2, n3)`` points at fractional coordinates ``(i/n1, j/n2, k/n3)``; point ``(i, j, k)``
+A grid has ``shape = (n1, n2, n3)`` points at fractional coordinates ``origin + (i/n1, j/n2, k/n3)``; point ``(i, j, k)``
 has the flat index ``(i * n2 + j) * n3 + k`` (C order, so ``energies.reshape(shape)`` is the 3D map).
 
 Symmetry reduction: for a frozen structure the energy of a probe is invariant under the structure's space group,
@@ -24,6 +24,7 @@ import spglib
 @dataclass
 class ProbeGrid:
     shape: tuple[int, int, int]
+    origin: np.ndarray  # (3,) fractional coordinates of grid point (0, 0, 0)
     orbit: np.ndarray  # (N,) index into ``representatives`` of each grid point's orbit
     representatives: np.ndarray  # (M,) flat index of one point per orbit
     excluded: np.ndarray  # (M,) True where the representative lies closer than the cutoff to an atom
@@ -42,7 +43,8 @@ class ProbeGrid:
         """Fractional coordinates of the given points (default: the representatives that must be evaluated)."""
         if flat_index is None:
             flat_index = self.representatives[~self.excluded]
-        return np.stack(np.unravel_index(flat_index, self.shape), axis=1) / np.array(self.shape, dtype=float)
+        index = np.stack(np.unravel_index(flat_index, self.shape), axis=1)
+        return (index / np.array(self.shape, dtype=float) + self.origin) % 1.0
 
     def expand(self, evaluated_energy: np.ndarray) -> np.ndarray:
         """The full 3D energy map from the energies of :meth:`frac_coords`'s points; excluded points get +inf."""
@@ -52,13 +54,23 @@ class ProbeGrid:
 
 
 def symmetry_operations(lattice: np.ndarray, frac_coords: np.ndarray, numbers: np.ndarray,
-                        symprec: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
-    """Space-group operations (rotations (k, 3, 3) integer, translations (k, 3)) of a structure from spglib,
-    in its own fractional basis; identity only when spglib finds none."""
-    sym = spglib.get_symmetry((np.asarray(lattice), np.asarray(frac_coords), np.asarray(numbers)), symprec=symprec)
-    if sym is None:
-        return np.eye(3, dtype=int)[None], np.zeros((1, 3))
-    return np.asarray(sym["rotations"], dtype=int), np.asarray(sym["translations"], dtype=float)
+                        symprec: float = 1e-3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Space-group operations of a structure from spglib, in its own fractional basis but about the origin of the
+    space group's standard setting: (rotations (k, 3, 3) integer, translations (k, 3), origin (3,) fractional).
+
+    Relative to that origin the translations are the tabulated rational ones (1/2, 1/3, 1/4, ...), so a grid
+    started there can be mapped onto itself; relative to an arbitrary origin (an inversion centre at a generic
+    point, say) they need not be. Identity only when spglib finds no symmetry."""
+    cell = (np.asarray(lattice), np.asarray(frac_coords), np.asarray(numbers))
+    data = spglib.get_symmetry_dataset(cell, symprec=symprec)
+    if data is None:
+        return np.eye(3, dtype=int)[None], np.zeros((1, 3)), np.zeros(3)
+    rotations = np.asarray(data.rotations, dtype=int)
+    # x_std = P x + p: the standard origin (x_std = 0) sits at x0 = -P^-1 p in the input basis
+    origin = (-np.linalg.solve(np.asarray(data.transformation_matrix), np.asarray(data.origin_shift))) % 1.0
+    # y = x - x0:  y' = W y + (W x0 + w - x0)
+    translations = (np.asarray(data.translations) + rotations @ origin - origin) % 1.0
+    return rotations, translations, origin
 
 
 def compatible_shape(lattice: np.ndarray, spacing: float, rotations: np.ndarray,
@@ -143,20 +155,24 @@ def points_near_atoms(lattice: np.ndarray, atom_frac: np.ndarray, point_frac: np
 
 def probe_grid(lattice: np.ndarray, frac_coords: np.ndarray, numbers: np.ndarray, spacing: float = 0.25,
                exclusion_radius: float = 1.2, use_symmetry: bool = True, symprec: float = 1e-3,
-               shape: tuple[int, int, int] | None = None) -> ProbeGrid:
+               shape: tuple[int, int, int] | None = None, origin: np.ndarray | None = None) -> ProbeGrid:
     """Probe grid over a frozen structure (lattice rows in Å, fractional atom coordinates, atomic numbers):
     spacing at most ``spacing`` [Å], points within ``exclusion_radius`` [Å] of an atom excluded, and (optionally)
-    one point per orbit of the structure's space group. ``shape`` forces the grid (e.g. to compare a reduced and
-    a full grid point by point)."""
+    one point per orbit of the structure's space group. ``shape`` and ``origin`` force the grid (e.g. to compare a
+    reduced and a full grid point by point)."""
     if use_symmetry:
-        rotations, translations = symmetry_operations(lattice, frac_coords, numbers, symprec)
+        if origin is not None:
+            raise ValueError("a forced origin is only for grids without symmetry reduction")
+        rotations, translations, origin = symmetry_operations(lattice, frac_coords, numbers, symprec)
     else:
         rotations, translations = np.eye(3, dtype=int)[None], np.zeros((1, 3))
+        origin = np.zeros(3) if origin is None else np.asarray(origin, dtype=float)
     if shape is None:
         shape = compatible_shape(lattice, spacing, rotations, translations)
     shape = tuple(int(v) for v in shape)
     rep_of_point, n_ops = orbits(shape, rotations, translations)
     representatives, orbit = np.unique(rep_of_point, return_inverse=True)
-    rep_frac = np.stack(np.unravel_index(representatives, shape), axis=1) / np.array(shape, dtype=float)
-    excluded = points_near_atoms(lattice, frac_coords, rep_frac, exclusion_radius)
-    return ProbeGrid(shape, orbit.astype(np.int64), representatives, excluded, n_ops)
+    grid = ProbeGrid(shape, origin, orbit.astype(np.int64), representatives, np.zeros(len(representatives), bool),
+                     n_ops)
+    grid.excluded = points_near_atoms(lattice, frac_coords, grid.frac_coords(representatives), exclusion_radius)
+    return grid

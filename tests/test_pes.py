@@ -132,7 +132,9 @@ def test_free_volumes_of_a_pocket_and_a_channel():
     g = ((y - 0.5) ** 2 + (z - 0.5) ** 2 < 0.04).mean()
     assert connected_free_volume(channel, 0.5) == pytest.approx(g / 4)  # one of the block's 4 parallel channels
     result = xi_descriptor(channel)
-    logistic = lambda t: 1 / (1 + np.exp(-t))  # noqa: E731
+    def logistic(t):
+        return 1 / (1 + np.exp(-t))
+
     expected = logistic(10 * (np.log10(g / 4) + 2)) * logistic(10 * (np.log10(g) + 1.15))
     assert result.xi == pytest.approx(expected)
     assert result.xi > 0.8 > xi_descriptor(np.where(r2 < 0.004, 0.0, 3.0)).xi  # big channel vs tiny pocket
@@ -152,13 +154,16 @@ def symmetric_field(structure: Structure, grid) -> np.ndarray:
 
 @pytest.mark.parametrize("formula", ["Li10GeP2S12-LGPS", "LiCoO2-R-3m", "Li3AlF6-cryolite", "AlF3-R-3c",
                                      "Co3O4-spinel", "Li2ZrCl6-P-3m1"])
-def test_orbits_respect_the_space_group(formula):
-    phase = next(p for p in BUILTIN if p.id == f"builtin:{formula}")
-    s = phase.build()
+@pytest.mark.parametrize("shifted", [False, True])
+def test_orbits_respect_the_space_group(formula, shifted):
+    s = next(p for p in BUILTIN if p.id == f"builtin:{formula}").build()
+    n_ops = probe_grid(s.lattice.matrix, s.frac_coords, np.array(s.atomic_numbers), 0.5, 0.0).n_operations
+    if shifted:  # symmetry elements at generic points of the cell: the grid must follow them
+        s.translate_sites(range(len(s)), [0.1234, 0.3071, 0.0629])
     reduced = probe_grid(s.lattice.matrix, s.frac_coords, np.array(s.atomic_numbers), 0.5, 0.0)
     full = probe_grid(s.lattice.matrix, s.frac_coords, np.array(s.atomic_numbers), 0.5, 0.0, use_symmetry=False,
-                      shape=reduced.shape)
-    assert reduced.n_operations > 1 and reduced.n_evaluated < full.n_evaluated
+                      shape=reduced.shape, origin=reduced.origin)
+    assert reduced.n_operations == n_ops > 1 and reduced.n_evaluated < full.n_evaluated
     from_orbits = symmetric_field(s, reduced)[reduced.orbit]
     direct = symmetric_field(s, full)[full.orbit]
     np.testing.assert_allclose(from_orbits, direct, rtol=0, atol=1e-6)  # a wrong orbit would be off by O(1)
@@ -184,7 +189,7 @@ def test_symmetry_reduced_grid_equals_full_grid_with_sevennet(sevennet, relaxed_
     reduced = make_job("lif", relaxed_lif, "interstitial", settings)
     full_grid = probe_grid(relaxed_lif.lattice.matrix, relaxed_lif.frac_coords,
                            np.array(relaxed_lif.atomic_numbers), exclusion_radius=settings.exclusion_radius,
-                           use_symmetry=False, shape=reduced.grid.shape)
+                           use_symmetry=False, shape=reduced.grid.shape, origin=reduced.grid.origin)
     full = ProbeJob("lif", "interstitial", relaxed_lif, full_grid)
     evaluate_jobs([reduced, full], sevennet, max_atoms=200)
     assert not reduced.error and not full.error

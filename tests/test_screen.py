@@ -15,7 +15,7 @@ from engine.store import ResultStore
 from .conftest import ROOT, rattled
 
 SMALL = ["candidates.chemical_systems=[[Li,Al,F],[Li,Mg,Cl],[Li,Y,Cl],[Li,Zr,Cl]]", "candidates.per_system=1",
-         "candidates.max_atoms=10", "relax.max_steps=300", "threads=1"]
+         "candidates.max_atoms=10", "relax.max_steps=300", "threads=1", "pes.spacing=0.6"]
 
 
 def screen(*overrides, timeout=600, wait=True):
@@ -74,6 +74,16 @@ def test_bad_inputs_are_recorded_and_the_rest_relaxed(tmp_path):
         assert window["good_lif"][0] < 0.01 and window["good_lif"][1] > 5.5
         assert Composition("Li10GeP2S12").reduced_formula in set(store.column("references", "formula"))
     assert "thermo criteria (builtin references)" in stdout
+    with ResultStore(out, "r") as store:  # the PES stage takes what passed thermo
+        passed = set(store.ids("thermo", status="pass"))
+        assert passed and set(store.ids("pes")) == passed
+        for i, cid in enumerate(store.ids("pes")):
+            row = {k: store.column("pes", k)[i] for k in ("status", "xi", "barrier_1d", "barrier_3d",
+                                                            "interstitial_points", "interstitial_evaluated")}
+            assert row["status"] in ("pass", "fail") and 0.0 <= row["xi"] <= 1.0, (cid, row)
+            assert 0.0 <= row["barrier_1d"] <= row["barrier_3d"] < np.inf, (cid, row)
+            assert row["interstitial_evaluated"] < row["interstitial_points"] / 10  # rock salt: Fm-3m orbits
+    assert "Li-transport criteria (probe grids)" in stdout
 
 
 def test_sigkill_mid_relaxation_then_rerun_resumes_without_redoing_work(tmp_path):
@@ -113,3 +123,4 @@ def test_sigkill_mid_relaxation_then_rerun_resumes_without_redoing_work(tmp_path
     assert sorted(status) == sorted(ref_status)
     with ResultStore(killed, "r") as store, ResultStore(reference, "r") as ref:
         assert sorted(store.ids("thermo")) == sorted(ref.ids("thermo")) == sorted(store.ids("relax", "pass"))
+        assert sorted(store.ids("pes")) == sorted(ref.ids("pes")) == sorted(store.ids("thermo", "pass"))
