@@ -11,7 +11,7 @@ Also: the symmetry-reduction factor (grid points evaluated without / with spglib
 ``--spacing``, and the time of the percolation kernel on a 100×100×100 grid. Prints a table, the ratios a/c and
 b/c, the largest |ΔE| between (a) and (c), and writes benchmarks/results/pes.json.
 
-    python benchmarks/bench_pes.py [--probes 48] [--spacing 0.25] [--max-atoms 256] [--device cpu]
+    python benchmarks/bench_pes.py [--probes 48] [--spacing 0.25] [--max-atoms 100] [--device cpu]
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def main() -> None:
     ap.add_argument("--model", default="sevennet_0")
     ap.add_argument("--probes", type=int, default=48, help="probes per candidate")
     ap.add_argument("--spacing", type=float, default=0.25)
-    ap.add_argument("--max-atoms", type=int, default=256)
+    ap.add_argument("--max-atoms", type=int, default=100)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()

@@ -56,7 +56,7 @@ class PesSettings:
     xi_min: float = 0.8
     barrier_max: float = 0.5  # eV
     barrier_dimension: int = 1  # which percolation barrier (1, 2 or 3 D) the criterion uses
-    max_atoms_per_batch: int = 256  # CPU: a few hundred (bigger batches run slower per probe); GPU: 10^4 and up
+    max_atoms_per_batch: int = 100  # CPU: about 100 (bigger batches run slower per probe); GPU: 10^4 and up
     candidates_per_chunk: int = 8  # candidates whose probes share batches; results are written per chunk
     save_grids: bool = False  # write the full energy grids to pes/grids/<approach>/<id>
     interstitial_model: object = None  # null: the run's model; a name in conf/model/; or a model config
