@@ -266,8 +266,8 @@ def describe(jobs: dict[str, ProbeJob], settings: PesSettings) -> tuple[str, str
             out["barrier_pass"] = bool(b[d - 1] < settings.barrier_max)
             (passes if out["barrier_pass"] else fails).append(
                 f"E_mig({d}D) {b[d - 1]:.2f} >= {settings.barrier_max} eV")
-    if passes:
-        return "pass", "", out
+    if passes:  # OR: one descriptor suffices; a failed grid of the other is still said
+        return "pass", "; ".join(errors), out
     if errors:
         return "error", "; ".join(errors), out
     return "fail", "no Li transport: " + " and ".join(fails), out
