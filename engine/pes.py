@@ -243,7 +243,8 @@ COLUMNS = ("xi", "fv_connected", "fv_disconnected", "insertion_energy", "barrier
 def describe(jobs: dict[str, ProbeJob], settings: PesSettings) -> tuple[str, str, dict]:
     """(status, reason, columns) of one candidate from its evaluated grids."""
     out: dict = {}
-    errors, passes, fails = [], [], []
+    errors, fails = [], []
+    passed = False
     for approach, job in jobs.items():
         if job.grid is not None:
             out[f"{approach}_points"] = job.grid.n_points
@@ -258,15 +259,18 @@ def describe(jobs: dict[str, ProbeJob], settings: PesSettings) -> tuple[str, str
             out.update(xi=xi.xi, fv_connected=xi.fv_connected, fv_disconnected=xi.fv_disconnected,
                        insertion_energy=float(np.min(grid)))
             out["xi_pass"] = bool(xi.xi > settings.xi_min)
-            (passes if out["xi_pass"] else fails).append(f"Ξ {xi.xi:.2f} <= {settings.xi_min}")
+            passed |= out["xi_pass"]
+            if not out["xi_pass"]:
+                fails.append(f"Ξ {xi.xi:.2f} <= {settings.xi_min}")
         else:
             b = percolation_barriers(grid, settings.connectivity)
             out.update(barrier_1d=b[0], barrier_2d=b[1], barrier_3d=b[2])
             d = settings.barrier_dimension
             out["barrier_pass"] = bool(b[d - 1] < settings.barrier_max)
-            (passes if out["barrier_pass"] else fails).append(
-                f"E_mig({d}D) {b[d - 1]:.2f} >= {settings.barrier_max} eV")
-    if passes:  # OR: one descriptor suffices; a failed grid of the other is still said
+            passed |= out["barrier_pass"]
+            if not out["barrier_pass"]:
+                fails.append(f"E_mig({d}D) {b[d - 1]:.2f} >= {settings.barrier_max} eV")
+    if passed:  # OR: one descriptor suffices; a failed grid of the other is still said
         return "pass", "; ".join(errors), out
     if errors:
         return "error", "; ".join(errors), out
@@ -299,10 +303,11 @@ def run_stage(run) -> None:
         return
     structures = store.structures("relax", todo)
     models = {a: _model_for(run, getattr(settings, f"{a}_model")) for a in settings.approaches}
-    energy_models = {}
-    for a, loaded in models.items():  # one energy-only copy per distinct model
-        energy_models[a] = next((energy_models[b] for b in energy_models if models[b] is loaded), None) \
-            or energy_only(loaded)
+    copies = {}  # one energy-only copy per distinct model (Run.model returns the same object for one config)
+    for loaded in models.values():
+        if id(loaded) not in copies:
+            copies[id(loaded)] = energy_only(loaded)
+    energy_models = {a: copies[id(loaded)] for a, loaded in models.items()}
 
     with run.progress("pes", len(todo)) as bar:
         for start in range(0, len(todo), settings.candidates_per_chunk):
@@ -324,7 +329,12 @@ def run_stage(run) -> None:
 
 
 def _write(store, chunk: Sequence[str], jobs: dict[str, dict[str, ProbeJob]], settings: PesSettings) -> None:
-    rows = [describe(jobs[cid], settings) for cid in chunk]
+    rows = []
+    for cid in chunk:
+        try:
+            rows.append(describe(jobs[cid], settings))
+        except Exception as exc:  # noqa: BLE001 - a descriptor failure is this candidate's, not the run's
+            rows.append(("error", f"descriptors: {short_error(exc)}", {}))
     cols = {}
     for k in COLUMNS:
         if k.endswith("_pass"):

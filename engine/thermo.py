@@ -236,6 +236,7 @@ def classify(e_red: float, e_ox: float, e_rxn_electrolyte: float, e_rxn_cathode:
 THERMO_COLUMNS = ("corrected_energy_per_atom", "e_hull", "decomposition", "e_red", "e_ox", "e_rxn_electrolyte",
                   "x_electrolyte", "reaction_electrolyte", "e_rxn_cathode", "x_cathode", "reaction_cathode",
                   "anode_coating", "cathode_coating", "verdict")
+TEXT_COLUMNS = ("decomposition", "reaction_electrolyte", "reaction_cathode", "verdict")
 
 
 def _reference_entries(run, phases, cfg) -> tuple[list[ComputedEntry], dict]:
@@ -359,15 +360,14 @@ def run_stage(run) -> None:
     def flush() -> None:
         if not rows:
             return
-        cols = {k: [r[3].get(k, np.nan if k not in ("decomposition", "reaction_electrolyte", "reaction_cathode",
-                                                      "verdict", "anode_coating", "cathode_coating") else
-                                 (False if k.endswith("coating") else "")) for r in rows]
-                for k in THERMO_COLUMNS}
+        cols = {}
         for k in THERMO_COLUMNS:
-            if k.endswith("coating"):
-                cols[k] = np.array(cols[k], dtype=bool)
-            elif k not in ("decomposition", "reaction_electrolyte", "reaction_cathode", "verdict"):
-                cols[k] = np.array(cols[k], dtype=float)
+            if k in TEXT_COLUMNS:
+                cols[k] = [r[3].get(k, "") for r in rows]
+            elif k.endswith("coating"):
+                cols[k] = np.array([r[3].get(k, False) for r in rows], dtype=bool)
+            else:
+                cols[k] = np.array([r[3].get(k, np.nan) for r in rows], dtype=float)
         store.append("thermo", [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], columns=cols)
         rows.clear()
 

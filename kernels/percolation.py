@@ -59,8 +59,8 @@ class PeriodicClusters:
             q.append(np.ravel_multi_index((nb[crossing] % n).T, self.shape))
             shift.append(s[crossing])
         self.p, self.q = np.concatenate(p), np.concatenate(q)
-        self.shift = np.concatenate(shift).astype(np.int64)
-        self.shift_code = ((self.shift + 1) * np.array([9, 3, 1])).sum(axis=1)  # base-3 code of s + 1, 0..26
+        # each edge's lattice shift s (components -1, 0, 1) as the base-3 code of s + 1, 0..26
+        self.shift_code = ((np.concatenate(shift).astype(np.int64) + 1) * np.array([9, 3, 1])).sum(axis=1)
 
     def dimensionality(self, mask: np.ndarray) -> int:
         """Largest number of independent lattice directions along which one cluster of ``mask`` percolates."""
