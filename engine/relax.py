@@ -50,11 +50,13 @@ class RelaxSettings:
     max_volume_ratio: float = 3.0  # V/V0 outside [1/r, r] counts as exploded
     max_atoms_per_batch: int | None = 2000  # None: let torch-sim estimate from GPU memory
     init_chunk: int = 64  # structures whose optimizer state is initialised in one model call
-    cell_filter: str = "frechet"
+    cell_filter: str | None = "frechet"  # None: positions only, at fixed cell
 
 
 def _system_fmax(state) -> torch.Tensor:
     atoms = ts.system_wise_max_force(state)
+    if getattr(state, "cell_forces", None) is None:  # positions only (fixed cell)
+        return atoms
     cell = state.cell_forces.norm(dim=2).max(dim=1).values
     return torch.maximum(atoms, cell)
 
@@ -64,7 +66,8 @@ def relax(structures: Sequence[Structure], ids: Sequence[str], loaded: LoadedMod
     """Relax ``structures``; ``on_done`` receives every structure's :class:`RelaxResult` as soon as it ends."""
     model = loaded.model
     dtype, device = model.dtype, model.device
-    init_kwargs = {"cell_filter": ts.CellFilter(settings.cell_filter), "fire_flavor": "ase_fire"}
+    init_kwargs = {"cell_filter": ts.CellFilter(settings.cell_filter) if settings.cell_filter else None,
+                   "fire_flavor": "ase_fire"}
 
     def report(results: list[RelaxResult]) -> None:
         if results:
