@@ -19,7 +19,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from engine import candidates, pes, relax, thermo
+from engine import candidates, md, pes, relax, thermo
 from engine.models import LoadedModel, ModelUnavailableError, load_model, resolve_device
 from engine.references import ReferenceUnavailableError
 from engine.store import ResultStore
@@ -27,9 +27,9 @@ from engine.store import ResultStore
 log = logging.getLogger("engine.screen")
 
 STAGES = {"candidates": candidates.run_stage, "relax": relax.run_stage, "thermo": thermo.run_stage,
-          "pes": pes.run_stage}
+          "pes": pes.run_stage, "md": md.run_stage}
 # Config sections that must not change when a run is resumed: they define what is already in the file.
-FROZEN_ON_RESUME = ("model", "candidates", "relax", "thermo", "references", "criteria", "pes")
+FROZEN_ON_RESUME = ("model", "candidates", "relax", "thermo", "references", "criteria", "pes", "md")
 PACKAGES = ("torch", "torch-sim-atomistic", "sevenn", "matgl", "chgnet", "mace-torch", "e3nn", "pymatgen",
             "ase", "spglib", "pyxtal", "h5py", "hydra-core", "numpy")
 
@@ -107,6 +107,13 @@ def pes_table(store: ResultStore, cfg: DictConfig) -> str:
     return "\n".join(lines)
 
 
+def md_table(store: ResultStore, cfg: DictConfig) -> str:
+    settings = md.MdSettings.from_config(cfg.md)
+    lines = ["\nMD criteria (multi-replica NVT)"]
+    lines += [f"  {name:<40}{n:>6}" for name, n in md.md_counts(store, settings)]
+    return "\n".join(lines)
+
+
 def run(cfg: DictConfig) -> dict[str, float]:
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
@@ -130,6 +137,8 @@ def run(cfg: DictConfig) -> dict[str, float]:
             print(thermo_table(store, cfg))
         if "pes" in cfg.stages:
             print(pes_table(store, cfg))
+        if "md" in cfg.stages:
+            print(md_table(store, cfg))
     return timings
 
 
