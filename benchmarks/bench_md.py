@@ -8,7 +8,7 @@ Berendsen steps then ``--prod`` Nosé–Hoover-chain steps at 1 fs, positions sa
 (b) ASE loop: for each replica an ``Atoms`` with the package's own calculator, ``NVTBerendsen`` then
     ``NoseHooverChainNVT``, positions appended to a list at the same interval;
 (c) floor: the same number of model evaluations on the engine's batches, nothing else.
-Prints atom-steps/s for each, the ratios a/b and a/c, and writes benchmarks/results/md.json.
+Prints atom-steps/s for each, the ratios a/b and a/c, and writes benchmarks/results/md_<model>.json.
 
     python benchmarks/bench_md.py [--therm 20] [--prod 80] [--max-atoms 400] [--supercell] [--device cpu]
 """
@@ -125,7 +125,8 @@ def main() -> None:
             frames, temps_seen = [], []
             NVTBerendsen(atoms, 1.0 * units.fs, temperature_K=r.temperature, taut=100 * units.fs).run(args.therm)
             dyn = NoseHooverChainNVT(atoms, 1.0 * units.fs, temperature_K=r.temperature, tdamp=25 * units.fs)
-            dyn.attach(lambda a=atoms: (frames.append(a.get_positions()), temps_seen.append(a.get_temperature())),
+            dyn.attach(lambda a=atoms, f=frames, t=temps_seen: (f.append(a.get_positions()),
+                                                                t.append(a.get_temperature())),
                        interval=args.sample)
             dyn.run(args.prod)
             ase_T[r.key] = float(np.mean(temps_seen))
@@ -152,7 +153,7 @@ def main() -> None:
           f"(overhead {100 * (t_engine / t_floor - 1):.0f} % over the floor)")
     if errors:
         print("engine replicas stopped:", errors)
-    path = write_json("md" + ("_supercell" if args.supercell else ""), {
+    path = write_json(f"md_{args.model}" + ("_supercell" if args.supercell else ""), {
         "model": loaded.name, "device": args.device, "replica_atoms": [len(r.structure) for r in replicas],
         "temperatures_K": temps, "berendsen_steps": args.therm, "nose_hoover_steps": args.prod,
         "max_atoms_per_batch": args.max_atoms, "atom_steps": atom_steps,

@@ -43,7 +43,11 @@ from torch_sim.integrators.nvt import nvt_nose_hoover_init, nvt_nose_hoover_step
 from engine.models import LoadedModel
 from engine.relax import RelaxSettings, relax
 from engine.structures import pack, short_error
-from kernels.diffusion import arrhenius_extrapolate, nernst_einstein_conductivity, windowed_diffusion
+from kernels.diffusion import (
+    arrhenius_extrapolate,
+    nernst_einstein_conductivity,
+    windowed_diffusion,
+)
 from kernels.distances import min_interatomic_distance
 from kernels.thermostats import nvt_berendsen_init, nvt_berendsen_step, system_kT
 
@@ -93,11 +97,11 @@ class MdSettings:
         return cls(**{k: v for k, v in values.items() if k in known})
 
     def steps(self, ps: float) -> int:
-        return int(round(ps * 1000.0 / self.timestep_fs))
+        return round(ps * 1000.0 / self.timestep_fs)
 
     @property
     def sample_every(self) -> int:
-        return max(1, int(round(self.sample_interval_fs / self.timestep_fs)))
+        return max(1, round(self.sample_interval_fs / self.timestep_fs))
 
     @property
     def frame_interval_ps(self) -> float:
@@ -119,7 +123,7 @@ def md_supercell(structure: Structure, min_atoms: int, min_width: float) -> tupl
     lower = np.maximum(1, np.ceil(min_width / widths - 1e-9)).astype(int)
     n = len(reduced)
     best = None
-    span = int(math.ceil(max(1, min_atoms / n) ** (1 / 3))) + 1
+    span = math.ceil(max(1, min_atoms / n) ** (1 / 3)) + 1
     for i in range(lower[0], lower[0] + span + 1):
         for j in range(lower[1], lower[1] + span + 1):
             for k in range(lower[2], lower[2] + span + 1):
@@ -226,12 +230,6 @@ def run_replicas(replicas: Sequence[Replica], model, settings: MdSettings, sink:
     """Thermalise and run production for every replica, batched; ``on_done`` gets the replicas of each batch once
     they end (``error`` set for those that were stopped), their trajectories already in ``sink``."""
     dtype, device = model.dtype, model.device
-    dt = settings.timestep_fs * units.fs
-    tau_b = settings.berendsen_tau_ps * 1000.0 * units.fs
-    tau_nh = settings.nose_hoover_tau_fs * units.fs
-    n_therm, n_prod = settings.steps(settings.thermalisation_ps), settings.steps(settings.production_ps)
-    check_every = max(1, int(round(settings.check_interval_fs / settings.timestep_fs)))
-
     states = [pack([r.structure], device, dtype) for r in replicas]
     batcher = ts.BinningAutoBatcher(
         model, memory_scales_with="n_atoms" if settings.max_atoms_per_batch else model.memory_scales_with,
@@ -239,71 +237,9 @@ def run_replicas(replicas: Sequence[Replica], model, settings: MdSettings, sink:
     batcher.load_states(states)
     for b, (state, indices) in enumerate(batcher):
         members = [replicas[i] for i in indices]
-        alive = list(range(len(members)))  # members[alive[s]] is system s of the state
-        kT = torch.tensor([units.kB * m.temperature for m in members], dtype=dtype, device=device)
         state.rng = settings.seed + b
-
-        def check(st, kT_now, phase: str):
-            nonlocal alive
-            reasons = _health(st, kT_now, settings)
-            if not any(reasons):
-                return st, kT_now
-            keep = torch.tensor([not r for r in reasons], device=device)
-            for s, r in enumerate(reasons):
-                if r:
-                    members[alive[s]].error = f"{r} ({phase})"
-            alive = [a for a, k in zip(alive, keep.tolist()) if k]
-            if not alive:
-                return None, kT_now
-            return _drop_systems(st, keep), kT_now[keep]
-
         try:
-            md = nvt_berendsen_init(state, model, kT=kT)
-            md, kT = check(md, kT, "start")
-            for step in range(1, n_therm + 1):
-                if md is None:
-                    break
-                md = nvt_berendsen_step(md, model, dt=dt, kT=kT, tau=tau_b)
-                if step % check_every == 0 or step == n_therm:
-                    md, kT = check(md, kT, f"thermalisation, {step * settings.timestep_fs / 1000:g} ps")
-            if md is not None:
-                md = nvt_nose_hoover_init(md, model, kT=kT, dt=dt, tau=tau_nh)
-                for m in members:
-                    if not m.error:
-                        sink.open(m)
-                buffer: list[tuple[list[int], torch.Tensor, torch.Tensor]] = []
-
-                def sample(st):
-                    buffer.append((list(alive), st.positions.detach().clone(), system_kT(st) / units.kB))
-
-                def flush():
-                    per_member: dict[int, list] = {}
-                    for who, pos, temp in buffer:
-                        sizes = [len(members[w].structure) for w in who]
-                        for w, p, t in zip(who, pos.split(sizes), temp.tolist()):
-                            per_member.setdefault(w, []).append((p, t))
-                    for w, frames in per_member.items():
-                        m = members[w]
-                        if not m.error:
-                            sink.append(m, torch.stack([p for p, _ in frames]).float().cpu().numpy())
-                            m.temperatures.extend(t for _, t in frames)
-                    buffer.clear()
-
-                sample(md)
-                for step in range(1, n_prod + 1):
-                    md = nvt_nose_hoover_step(md, model, dt=dt, kT=kT)
-                    if step % check_every == 0 or step == n_prod:
-                        before = list(alive)
-                        md, kT = check(md, kT, f"production, {step * settings.timestep_fs / 1000:g} ps")
-                        if alive != before:
-                            flush()  # frames of the stopped replicas are dropped with them
-                        if md is None:
-                            break
-                    if step % settings.sample_every == 0:
-                        sample(md)
-                        if len(buffer) >= settings.frames_per_flush:
-                            flush()
-                flush()
+            _run_batch(state, members, model, settings, sink)
         except Exception as exc:  # noqa: BLE001 - the batch is lost; its replicas are recorded, the run goes on
             log.warning("MD batch failed: %s", short_error(exc))
             for m in members:
@@ -311,6 +247,76 @@ def run_replicas(replicas: Sequence[Replica], model, settings: MdSettings, sink:
         on_done(members)
         if progress:
             progress(len(members))
+
+
+def _run_batch(state, members: list[Replica], model, settings: MdSettings, sink: TrajectorySink) -> None:
+    """Berendsen thermalisation then Nosé–Hoover production of one batch; stopped replicas get ``error``."""
+    device, dtype = model.device, model.dtype
+    dt = settings.timestep_fs * units.fs
+    tau_b = settings.berendsen_tau_ps * 1000.0 * units.fs
+    tau_nh = settings.nose_hoover_tau_fs * units.fs
+    n_therm, n_prod = settings.steps(settings.thermalisation_ps), settings.steps(settings.production_ps)
+    check_every = max(1, round(settings.check_interval_fs / settings.timestep_fs))
+    alive = list(range(len(members)))  # members[alive[s]] is system s of the state
+    kT = torch.tensor([units.kB * m.temperature for m in members], dtype=dtype, device=device)
+    buffer: list[tuple[list[int], torch.Tensor, torch.Tensor]] = []  # (who, positions, T [K]) per sampled frame
+
+    def check(st, kT_now, phase: str):
+        nonlocal alive
+        reasons = _health(st, kT_now, settings)
+        if not any(reasons):
+            return st, kT_now
+        for s, r in enumerate(reasons):
+            if r:
+                members[alive[s]].error = f"{r} ({phase})"
+        keep = torch.tensor([not r for r in reasons], device=device)
+        alive = [a for a, k in zip(alive, keep.tolist()) if k]
+        if not alive:
+            return None, kT_now
+        return _drop_systems(st, keep), kT_now[keep]
+
+    def sample(st) -> None:
+        buffer.append((list(alive), st.positions.detach().clone(), system_kT(st) / units.kB))
+
+    def flush() -> None:
+        per_member: dict[int, list] = {}
+        for who, pos, temp in buffer:
+            sizes = [len(members[w].structure) for w in who]
+            for w, p, t in zip(who, pos.split(sizes), temp.tolist()):
+                per_member.setdefault(w, []).append((p, t))
+        for w, frames in per_member.items():
+            m = members[w]
+            if not m.error:  # frames of a replica stopped since are dropped with it
+                sink.append(m, torch.stack([p for p, _ in frames]).float().cpu().numpy())
+                m.temperatures.extend(t for _, t in frames)
+        buffer.clear()
+
+    md = nvt_berendsen_init(state, model, kT=kT)
+    md, kT = check(md, kT, "start")
+    for step in range(1, n_therm + 1):
+        if md is None:
+            return
+        md = nvt_berendsen_step(md, model, dt=dt, kT=kT, tau=tau_b)
+        if step % check_every == 0 or step == n_therm:
+            md, kT = check(md, kT, f"thermalisation, {step * settings.timestep_fs / 1000:g} ps")
+    if md is None:
+        return
+    md = nvt_nose_hoover_init(md, model, kT=kT, dt=dt, tau=tau_nh)
+    for m in members:
+        if not m.error:
+            sink.open(m)
+    sample(md)
+    for step in range(1, n_prod + 1):
+        md = nvt_nose_hoover_step(md, model, dt=dt, kT=kT)
+        if step % check_every == 0 or step == n_prod:
+            md, kT = check(md, kT, f"production, {step * settings.timestep_fs / 1000:g} ps")
+            if md is None:
+                break
+        if step % settings.sample_every == 0:
+            sample(md)
+            if len(buffer) >= settings.frames_per_flush:
+                flush()
+    flush()
 
 
 # ---- analysis and verdict ------------------------------------------------------------------------

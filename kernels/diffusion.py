@@ -84,8 +84,8 @@ def windowed_diffusion(positions: torch.Tensor, species: np.ndarray, frame_inter
     if not 0 <= fit_start_ps < fit_end_ps <= window_ps:
         raise ValueError(f"need 0 <= fit_start < fit_end <= window, got {fit_start_ps}, {fit_end_ps}, {window_ps}")
     n_frames = positions.shape[0]
-    width = int(round(window_ps / frame_interval_ps))  # lags per window; a window holds width + 1 frames
-    stride = int(round((stride_ps or window_ps) / frame_interval_ps))
+    width = round(window_ps / frame_interval_ps)  # lags per window; a window holds width + 1 frames
+    stride = round((stride_ps or window_ps) / frame_interval_ps)
     if width < 2 or n_frames < width + 1:
         raise ValueError(f"a {window_ps} ps window needs {width + 1} frames at {frame_interval_ps} ps; "
                          f"the trajectory has {n_frames}")

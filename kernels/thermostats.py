@@ -25,7 +25,7 @@ from torch_sim.models.interface import ModelInterface
 from torch_sim.state import SimState
 
 
-def system_kT(state: MDState) -> torch.Tensor:  # noqa: N802 - kT is the physical symbol
+def system_kT(state: MDState) -> torch.Tensor:
     """Kinetic temperature kT [eV] of every system, with 3N − 3 degrees of freedom."""
     p2m = (state.momenta.square().sum(dim=1) / state.masses)
     twice_ke = torch.zeros(state.n_systems, dtype=p2m.dtype, device=p2m.device).index_add_(0, state.system_idx, p2m)
@@ -44,7 +44,7 @@ def berendsen_lambda(kT: torch.Tensor, kT_target: torch.Tensor, dt: torch.Tensor
 def berendsen_rescale[T: MDState](state: T, *, kT: torch.Tensor | float, dt: torch.Tensor | float,
                                   tau: torch.Tensor | float) -> T:
     """Scale the momenta of every system by its Berendsen λ (kT, dt, tau scalars or one per system)."""
-    as_t = lambda x: torch.as_tensor(x, dtype=state.dtype, device=state.device)  # noqa: E731
+    as_t = lambda x: torch.as_tensor(x, dtype=state.dtype, device=state.device)
     lam = berendsen_lambda(system_kT(state), as_t(kT), as_t(dt), as_t(tau))
     state.set_constrained_momenta(state.momenta * lam[state.system_idx, None])
     return state

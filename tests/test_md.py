@@ -10,10 +10,16 @@ import torch
 from pymatgen.core import Lattice, Structure
 from torch_sim.models.lennard_jones import LennardJonesModel
 
-from engine.md import MdSettings, Replica, TrajectorySink, md_supercell, perpendicular_widths, run_replicas
+from engine.md import (
+    MdSettings,
+    Replica,
+    TrajectorySink,
+    md_supercell,
+    perpendicular_widths,
+    run_replicas,
+)
 from engine.store import ResultStore
 
-from .conftest import ROOT
 from .test_screen import screen
 
 
@@ -39,10 +45,10 @@ def test_supercell_is_the_smallest_diagonal_one_meeting_both_bounds(lattice):
 
 
 def short(**kw) -> MdSettings:
-    base = dict(temperatures=(40.0, 80.0), transport_temperature=40.0, framework_temperature=80.0, timestep_fs=5.0,
-                thermalisation_ps=0.5, berendsen_tau_ps=0.1, production_ps=2.0, nose_hoover_tau_fs=100.0,
-                sample_interval_fs=20.0, window_ps=1.0, fit_start_ps=0.2, fit_end_ps=1.0, frames_per_flush=7,
-                check_interval_fs=50.0, max_atoms_per_batch=200)
+    base = {"temperatures": (40.0, 80.0), "transport_temperature": 40.0, "framework_temperature": 80.0,
+            "timestep_fs": 5.0, "thermalisation_ps": 0.5, "berendsen_tau_ps": 0.1, "production_ps": 2.0,
+            "nose_hoover_tau_fs": 100.0, "sample_interval_fs": 20.0, "window_ps": 1.0, "fit_start_ps": 0.2,
+            "fit_end_ps": 1.0, "frames_per_flush": 7, "check_interval_fs": 50.0, "max_atoms_per_batch": 200}
     return MdSettings(**{**base, **kw})
 
 

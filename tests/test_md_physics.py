@@ -16,7 +16,12 @@ from torch_sim.integrators.nvt import nvt_nose_hoover_init, nvt_nose_hoover_step
 
 from engine.models import load_model
 from engine.structures import pack
-from kernels.thermostats import berendsen_rescale, nvt_berendsen_init, nvt_berendsen_step, system_kT
+from kernels.thermostats import (
+    berendsen_rescale,
+    nvt_berendsen_init,
+    nvt_berendsen_step,
+    system_kT,
+)
 from tests.conftest import ROOT
 
 
