@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from pathlib import Path
 
 import h5py
@@ -27,7 +26,7 @@ from ase import units
 from ase.md.nose_hoover_chain import NoseHooverChainNVT
 from ase.md.nvtberendsen import NVTBerendsen
 from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
-from common import ase_calculator, model_config, write_json
+from common import ase_calculator, model_config, timed, write_json
 from pymatgen.core import Lattice, Structure
 
 from engine.md import MdSettings, Replica, TrajectorySink, md_supercell, run_replicas
@@ -79,14 +78,6 @@ def main() -> None:
                           sample_interval_fs=args.sample, max_atoms_per_batch=args.max_atoms,
                           check_interval_fs=50.0)
 
-    def timed(fn) -> float:
-        if args.device.startswith("cuda"):
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        fn()
-        if args.device.startswith("cuda"):
-            torch.cuda.synchronize()
-        return time.perf_counter() - t0
 
     model(pack([replicas[0].structure], model.device, model.dtype))  # warm-up
     finished: list[Replica] = []
@@ -110,7 +101,7 @@ def main() -> None:
     batches.append(current)
     states = [pack(b, model.device, model.dtype) for b in batches]
     reps = max(1, min(n_steps, 10))
-    t_call = timed(lambda: [model(s) for s in states for _ in range(reps)]) / reps
+    t_call = timed(lambda: [model(s) for s in states for _ in range(reps)], args.device) / reps
     t_floor = t_call * (n_steps + 2)  # + the two init evaluations
 
     calc = ase_calculator(loaded, args.device)
@@ -133,8 +124,8 @@ def main() -> None:
 
     times_engine, times_loop = [], []
     for _ in range(args.repeats):  # alternating, so drifts of a shared machine hit both alike
-        times_engine.append(timed(engine))
-        times_loop.append(timed(loop))
+        times_engine.append(timed(engine, args.device))
+        times_loop.append(timed(loop, args.device))
     t_engine, t_loop = float(np.median(times_engine)), float(np.median(times_loop))
     errors = [r.error for r in finished if r.error]
     engine_T = {r.key: float(np.mean(r.temperatures)) for r in finished if r.temperatures}

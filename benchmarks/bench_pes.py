@@ -17,12 +17,11 @@ b/c, the largest |ΔE| between (a) and (c), and writes benchmarks/results/pes.js
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import torch
 from ase import Atoms
-from common import ase_calculator, model_config, write_json
+from common import ase_calculator, model_config, timed, write_json
 from pymatgen.core import Lattice, Structure
 
 from engine.builtin_phases import BUILTIN
@@ -83,19 +82,12 @@ def main() -> None:
         jobs.append(job)
     n_probes = sum(len(j.probe_cart) for j in jobs)
 
-    def timed(fn) -> float:
-        if args.device.startswith("cuda"):
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        fn()
-        if args.device.startswith("cuda"):
-            torch.cuda.synchronize()
-        return time.perf_counter() - t0
 
     engine_evaluate(jobs[:1], loaded, args.max_atoms)  # warm-up (first-call allocations)
-    t_engine = timed(lambda: engine_evaluate(jobs, loaded, args.max_atoms))
+    t_engine = timed(lambda: engine_evaluate(jobs, loaded, args.max_atoms), args.device)
     e_engine = [j.energies + j.host_energy for j in jobs]
-    t_forces = timed(lambda: engine_evaluate(jobs, loaded, args.max_atoms, energy_model=(loaded.model, False)))
+    t_forces = timed(lambda: engine_evaluate(jobs, loaded, args.max_atoms, energy_model=(loaded.model, False)),
+                     args.device)
     e_forces = [j.energies + j.host_energy for j in jobs]
 
     calc = ase_calculator(loaded, args.device)
@@ -112,7 +104,7 @@ def main() -> None:
                 out.append(atoms.get_potential_energy())
             e_loop.append(np.array(out))
 
-    t_loop = timed(loop)
+    t_loop = timed(loop, args.device)
     de = max(float(np.max(np.abs(a - b))) for a, b in zip(e_engine, e_loop))
     de_forces = max(float(np.max(np.abs(a - b))) for a, b in zip(e_forces, e_loop))
 
@@ -120,7 +112,7 @@ def main() -> None:
     x, y, z = np.meshgrid(*[np.arange(n) / n for n in shape], indexing="ij")
     grid = (0.3 * (1 - np.cos(2 * np.pi * x)) + 0.7 * (1 - np.cos(2 * np.pi * y)) + 1.1 * (1 - np.cos(2 * np.pi * z))
             ) / 2 + 0.01 * np.random.default_rng(0).random(shape)
-    t_perc = timed(lambda: percolation_barriers(grid))
+    t_perc = timed(lambda: percolation_barriers(grid), args.device)
     sym = symmetry_factors(args.spacing)
 
     rows = [("engine (batched, energy only)", t_engine), ("engine (batched, with forces)", t_forces),

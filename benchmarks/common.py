@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import platform
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from engine.screen import package_versions
+
+
+def timed(fn, device: str = "cpu") -> float:
+    """Wall time [s] of ``fn()``, with the GPU synchronised before and after on CUDA."""
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    fn()
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0
 
 
 def model_config(name: str):

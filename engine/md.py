@@ -29,7 +29,6 @@ import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -53,7 +52,6 @@ from kernels.thermostats import nvt_berendsen_init, nvt_berendsen_step, system_k
 
 log = logging.getLogger(__name__)
 
-MODEL_CONF = Path(__file__).resolve().parents[1] / "conf" / "model"
 LI = 3
 TRAJECTORIES = "md/trajectories"
 
@@ -407,19 +405,6 @@ def _columns(rows: list[tuple[str, str, dict]]) -> dict:
 
 
 # ---- the stage -------------------------------------------------------------------------------------
-def _model_for(run, spec) -> LoadedModel:
-    if spec is None:
-        return run.model("relax", run.cfg.model)
-    cfg = OmegaConf.load(MODEL_CONF / f"{spec}.yaml") if isinstance(spec, str) else OmegaConf.create(spec)
-    return run.model(f"md:{cfg.get('name', spec)}", cfg)
-
-
-def _input_stage(run) -> str:
-    stages = list(run.cfg.stages)
-    before = stages[:stages.index("md")] if "md" in stages else stages
-    return next((s for s in reversed(before) if s in ("pes", "thermo", "relax")), "relax")
-
-
 def prepare(structures: dict[str, Structure], loaded: LoadedModel, settings: MdSettings, write_error) -> dict[str, tuple[Structure, tuple, float]]:
     """Supercell and fixed-cell pre-relaxation per candidate: {id: (supercell, scale, fmax [eV/Å])}."""
     cells, errors = {}, []
@@ -462,14 +447,15 @@ def run_stage(run) -> None:
             raise ValueError(f"md.temperatures {list(settings.temperatures)} must include {needed:g} K")
     store = run.store
     done = store.done_ids("md")
-    todo = [i for i in store.ids(_input_stage(run), status="pass") if i not in done]
+    source = run.input_stage("md", ("pes", "thermo", "relax"), "relax")
+    todo = [i for i in store.ids(source, status="pass") if i not in done]
     if not todo:
         return
     sink = TrajectorySink(store.h5, settings.frame_interval_ps, settings.frames_per_flush)
     for cid in todo:
         sink.discard(cid)  # left by a run killed before the candidate's row was written
     structures = store.structures("relax", todo)
-    loaded = _model_for(run, settings.model)
+    loaded = run.stage_model("md", settings.model)
     group = store.h5.require_group("md")
     group.attrs.update(temperatures_K=list(settings.temperatures),
                        transport_temperature_K=settings.transport_temperature,

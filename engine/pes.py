@@ -22,7 +22,6 @@ import contextlib
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -40,7 +39,6 @@ from kernels.xi import xi_descriptor
 log = logging.getLogger(__name__)
 
 APPROACHES = ("interstitial", "framework")
-MODEL_CONF = Path(__file__).resolve().parents[1] / "conf" / "model"
 LI = 3
 
 
@@ -277,19 +275,6 @@ def describe(jobs: dict[str, ProbeJob], settings: PesSettings) -> tuple[str, str
     return "fail", "no Li transport: " + " and ".join(fails), out
 
 
-def _model_for(run, spec) -> LoadedModel:
-    if spec is None:
-        return run.model("relax", run.cfg.model)
-    cfg = OmegaConf.load(MODEL_CONF / f"{spec}.yaml") if isinstance(spec, str) else OmegaConf.create(spec)
-    return run.model(f"pes:{cfg.get('name', spec)}", cfg)
-
-
-def _input_stage(run) -> str:
-    stages = list(run.cfg.stages)
-    before = stages[:stages.index("pes")] if "pes" in stages else stages
-    return next((s for s in reversed(before) if s in ("thermo", "relax")), "thermo")
-
-
 def run_stage(run) -> None:
     """Ξ and percolation barriers of every candidate that passed the stage before and is not yet in ``pes/``."""
     settings = PesSettings.from_config(run.cfg.pes)
@@ -298,11 +283,12 @@ def run_stage(run) -> None:
         raise ValueError(f"unknown PES approaches {sorted(unknown)}; use {APPROACHES}")
     store = run.store
     done = store.done_ids("pes")
-    todo = [i for i in store.ids(_input_stage(run), status="pass") if i not in done]
+    source = run.input_stage("pes", ("thermo", "relax"), "thermo")
+    todo = [i for i in store.ids(source, status="pass") if i not in done]
     if not todo:
         return
     structures = store.structures("relax", todo)
-    models = {a: _model_for(run, getattr(settings, f"{a}_model")) for a in settings.approaches}
+    models = {a: run.stage_model("pes", getattr(settings, f"{a}_model")) for a in settings.approaches}
     copies = {}  # one energy-only copy per distinct model (Run.model returns the same object for one config)
     for loaded in models.values():
         if id(loaded) not in copies:

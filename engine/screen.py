@@ -12,6 +12,7 @@ import platform
 import sys
 import time
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 import hydra
 import torch
@@ -25,6 +26,7 @@ from engine.references import ReferenceUnavailableError
 from engine.store import ResultStore
 
 log = logging.getLogger("engine.screen")
+MODEL_CONF = Path(__file__).resolve().parents[1] / "conf" / "model"
 
 STAGES = {"candidates": candidates.run_stage, "relax": relax.run_stage, "thermo": thermo.run_stage,
           "pes": pes.run_stage, "md": md.run_stage}
@@ -57,6 +59,21 @@ class Run:
             self.store.write_metadata(self.store.metadata()["config"] or "", package_versions(),
                                       {role: self._models[key].provenance()})
         return self._models[key]
+
+    def stage_model(self, stage: str, spec) -> LoadedModel:
+        """The model a stage's config names: null = the run's model; a name of a file in conf/model/; or a
+        model config."""
+        if spec is None:
+            return self.model("relax", self.cfg.model)
+        cfg = OmegaConf.load(MODEL_CONF / f"{spec}.yaml") if isinstance(spec, str) else OmegaConf.create(spec)
+        return self.model(f"{stage}:{cfg.get('name', spec)}", cfg)
+
+    def input_stage(self, stage: str, feeders: tuple[str, ...], default: str) -> str:
+        """The last of ``feeders`` configured before ``stage``: the stage whose passing candidates it takes
+        (``default`` when none is)."""
+        stages = list(self.cfg.stages)
+        before = stages[:stages.index(stage)] if stage in stages else stages
+        return next((s for s in reversed(before) if s in feeders), default)
 
     @contextlib.contextmanager
     def progress(self, stage: str, total: int):
