@@ -85,7 +85,7 @@ def main() -> None:
     def engine() -> None:
         finished.clear()
         for r in replicas:
-            r.error, r.frames, r.temperatures = "", 0, []
+            r.error, r.temperatures = "", []
         with tempfile.TemporaryDirectory() as tmp, h5py.File(Path(tmp) / "bench.h5", "w") as h5:
             sink = TrajectorySink(h5, settings.frame_interval_ps, settings.frames_per_flush)
             run_replicas(replicas, model, settings, sink, finished.extend)

@@ -35,7 +35,7 @@ import torch
 import torch_sim as ts
 from ase import units
 from omegaconf import DictConfig, OmegaConf
-from pymatgen.core import Structure
+from pymatgen.core import Lattice, Structure
 from torch_sim.integrators.md import NoseHooverChain
 from torch_sim.integrators.nvt import nvt_nose_hoover_init, nvt_nose_hoover_step
 
@@ -108,9 +108,10 @@ class MdSettings:
 
 # ---- supercell ---------------------------------------------------------------------------------------
 def perpendicular_widths(matrix: np.ndarray) -> np.ndarray:
-    """Distances [Å] between opposite faces of the cell spanned by the rows of ``matrix``."""
-    volume = abs(np.linalg.det(matrix))
-    return np.array([volume / np.linalg.norm(np.cross(matrix[(i + 1) % 3], matrix[(i + 2) % 3])) for i in range(3)])
+    """Distances [Å] between opposite faces of the cell spanned by the rows of ``matrix``: the (100), (010) and
+    (001) interplanar spacings."""
+    lattice = Lattice(matrix)
+    return np.array([lattice.d_hkl(hkl) for hkl in np.eye(3, dtype=int)])
 
 
 def md_supercell(structure: Structure, min_atoms: int, min_width: float) -> tuple[Structure, tuple[int, int, int]]:
@@ -143,7 +144,6 @@ class Replica:
     temperature: float  # K
     structure: Structure  # the supercell, positions pre-relaxed
     error: str = ""
-    frames: int = 0  # frames written so far
     temperatures: list = field(default_factory=list)  # K, instantaneous, at every sampled frame
 
     @property
@@ -157,8 +157,12 @@ class TrajectorySink:
     def __init__(self, h5, frame_interval_ps: float, chunk_frames: int):
         self.h5, self.dt, self.chunk = h5, frame_interval_ps, chunk_frames
 
+    @staticmethod
+    def path(cid: str) -> str:
+        return f"{TRAJECTORIES}/{cid.replace('/', '_')}"
+
     def group(self, replica: Replica):
-        return self.h5.require_group(f"{TRAJECTORIES}/{replica.cid.replace('/', '_')}/{replica.temperature:g}K")
+        return self.h5.require_group(f"{self.path(replica.cid)}/{replica.temperature:g}K")
 
     def open(self, replica: Replica) -> None:
         g = self.group(replica)
@@ -177,15 +181,22 @@ class TrajectorySink:
         start = ds.shape[0]
         ds.resize(start + len(positions), axis=0)
         ds[start:] = positions
-        replica.frames = ds.shape[0]
 
     def read(self, replica: Replica) -> np.ndarray:
         return self.group(replica)["positions"][()]
 
     def discard(self, cid: str) -> None:
-        name = f"{TRAJECTORIES}/{cid.replace('/', '_')}"
+        name = self.path(cid)
         if name in self.h5:
             del self.h5[name]
+
+
+def _atom_limit(max_atoms: int | None, structures: Sequence[Structure]) -> int | None:
+    """Atoms per batch: the configured limit, raised to the largest structure so that one runs alone instead of
+    being refused by the batcher (None: torch-sim estimates from GPU memory)."""
+    if not max_atoms:
+        return None
+    return max(max_atoms, *(len(s) for s in structures))
 
 
 def _drop_systems(state, keep: torch.Tensor):
@@ -227,11 +238,13 @@ def run_replicas(replicas: Sequence[Replica], model, settings: MdSettings, sink:
                  on_done: Callable[[list[Replica]], None], progress: Callable[[int], None] | None = None) -> None:
     """Thermalise and run production for every replica, batched; ``on_done`` gets the replicas of each batch once
     they end (``error`` set for those that were stopped), their trajectories already in ``sink``."""
+    if not replicas:
+        return
     dtype, device = model.dtype, model.device
     states = [pack([r.structure], device, dtype) for r in replicas]
     batcher = ts.BinningAutoBatcher(
         model, memory_scales_with="n_atoms" if settings.max_atoms_per_batch else model.memory_scales_with,
-        max_memory_scaler=settings.max_atoms_per_batch)
+        max_memory_scaler=_atom_limit(settings.max_atoms_per_batch, [r.structure for r in replicas]))
     batcher.load_states(states)
     for b, (state, indices) in enumerate(batcher):
         members = [replicas[i] for i in indices]
@@ -435,7 +448,8 @@ def prepare(structures: dict[str, Structure], loaded: LoadedModel, settings: MdS
     if ids:
         relax([cells[i][0] for i in ids], ids, loaded,
               RelaxSettings(fmax=settings.prerelax_fmax, max_steps=settings.prerelax_max_steps, cell_filter=None,
-                            max_atoms_per_batch=settings.max_atoms_per_batch or 2000), done)
+                            max_atoms_per_batch=_atom_limit(settings.max_atoms_per_batch or 2000,
+                                                            [cells[i][0] for i in ids])), done)
     return out
 
 
@@ -479,7 +493,7 @@ def run_stage(run) -> None:
             rows, ids = [], []
             for m in members:
                 finished.setdefault(m.cid, {})[m.temperature] = m
-            for cid in {m.cid for m in members}:
+            for cid in dict.fromkeys(m.cid for m in members):  # input order, so rows come out reproducibly
                 reps = finished[cid]
                 if len(reps) < len(settings.temperatures):
                     continue

@@ -149,3 +149,11 @@ def test_md_stage_through_the_screen_and_rerun_skips_finished(tmp_path):
     with ResultStore(out, "r") as store:
         assert len(store.ids("md")) == 2
         assert np.array_equal(store.h5["md/trajectories/lif/500K/positions"][()], written)
+
+
+def test_a_replica_larger_than_the_batch_limit_runs_alone_and_no_replicas_is_no_work(tmp_path):
+    big = argon().make_supercell([2, 2, 2], in_place=False)  # 32 atoms against a limit of 20
+    done, frames = run(lj(), [Replica("big", 40.0, big)], short(max_atoms_per_batch=20, production_ps=0.5),
+                       tmp_path)
+    assert done["big/40K"].error == "" and frames["big/40K"].shape[1] == 32
+    assert run(lj(), [], short(), tmp_path) == ({}, {})
