@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from pymatgen.core import Composition, Element
 
-from engine.structures import Candidate, read_candidates
+from engine.structures import Candidate, read_candidates, spacegroup_number
 from kernels.distances import min_interatomic_distance
 
 log = logging.getLogger(__name__)
@@ -149,15 +149,6 @@ def validity(candidates: list[Candidate], min_distance: float, device="cpu") -> 
     return status, reason, d_min
 
 
-def _spacegroup(structure) -> int:
-    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
-
-    try:
-        return int(SpacegroupAnalyzer(structure, symprec=0.1).get_space_group_number())
-    except Exception:  # noqa: BLE001
-        return 0
-
-
 def run_stage(run) -> None:
     """Write every candidate (readable or not) with its validity verdict; a rerun keeps what is there."""
     if run.store.has("candidates"):
@@ -170,7 +161,7 @@ def run_stage(run) -> None:
         "candidates", [c.id for c in cands], status, reason,
         columns={"source": [c.source for c in cands],
                  "formula": [c.structure.composition.reduced_formula if c.structure else "" for c in cands],
-                 "spacegroup": np.array([_spacegroup(c.structure) if c.structure else 0 for c in cands]),
+                 "spacegroup": np.array([spacegroup_number(c.structure) if c.structure else 0 for c in cands]),
                  "natoms": np.array([len(c.structure) if c.structure else 0 for c in cands]),
                  "d_min": d_min},
         structures=[c.structure for c in cands])

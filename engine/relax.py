@@ -178,9 +178,10 @@ def relax(structures: Sequence[Structure], ids: Sequence[str], loaded: LoadedMod
 
 
 def run_stage(run) -> None:
-    """Relax every candidate that passed validity and is not yet in ``relax/``."""
+    """Relax every candidate that passed the filters before it and is not yet in ``relax/``."""
+    source = run.input_stage("relax", ("novelty", "bandgap", "candidates"), "candidates")
     done = run.store.done_ids("relax")
-    todo = [i for i in run.store.ids("candidates", status="pass") if i not in done]
+    todo = [i for i in run.store.ids(source, status="pass") if i not in done]
     if not todo:
         return
     structures = run.store.structures("candidates", todo)

@@ -20,7 +20,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from engine import candidates, md, pes, relax, thermo
+from engine import bandgap, candidates, md, novelty, pes, relax, thermo
 from engine.models import LoadedModel, ModelUnavailableError, load_model, resolve_device
 from engine.references import ReferenceUnavailableError
 from engine.store import ResultStore
@@ -28,10 +28,11 @@ from engine.store import ResultStore
 log = logging.getLogger("engine.screen")
 MODEL_CONF = Path(__file__).resolve().parents[1] / "conf" / "model"
 
-STAGES = {"candidates": candidates.run_stage, "relax": relax.run_stage, "thermo": thermo.run_stage,
+STAGES = {"candidates": candidates.run_stage, "bandgap": bandgap.run_stage, "novelty": novelty.run_stage,
+          "relax": relax.run_stage, "thermo": thermo.run_stage,
           "pes": pes.run_stage, "md": md.run_stage}
 # Config sections that must not change when a run is resumed: they define what is already in the file.
-FROZEN_ON_RESUME = ("model", "candidates", "relax", "thermo", "references", "criteria", "pes", "md")
+FROZEN_ON_RESUME = ("model", "candidates", "bandgap", "novelty", "relax", "thermo", "references", "criteria", "pes", "md")
 PACKAGES = ("torch", "torch-sim-atomistic", "sevenn", "matgl", "chgnet", "mace-torch", "e3nn", "pymatgen",
             "ase", "spglib", "pyxtal", "h5py", "hydra-core", "numpy")
 

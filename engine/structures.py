@@ -33,6 +33,18 @@ def short_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
 
 
+def spacegroup_number(structure: Structure, symprec: float = 0.1) -> int:
+    """spglib's space-group number at ``symprec`` [Å] (0 when spglib finds none)."""
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return int(SpacegroupAnalyzer(structure, symprec=symprec).get_space_group_number())
+    except Exception:  # noqa: BLE001
+        return 0
+
+
 def read_cif(path: Path) -> Candidate:
     try:
         with warnings.catch_warnings():

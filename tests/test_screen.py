@@ -14,7 +14,8 @@ from engine.store import ResultStore
 
 from .conftest import ROOT, rattled
 
-SMALL = ["candidates.chemical_systems=[[Li,Al,F],[Li,Mg,Cl],[Li,Y,Cl],[Li,Zr,Cl]]", "candidates.per_system=1",
+SPINE = "stages=[candidates,relax,thermo,pes]"
+SMALL = [SPINE, "candidates.chemical_systems=[[Li,Al,F],[Li,Mg,Cl],[Li,Y,Cl],[Li,Zr,Cl]]", "candidates.per_system=1",
          "candidates.max_atoms=10", "relax.max_steps=300", "threads=1", "pes.spacing=0.6"]
 
 
@@ -50,7 +51,7 @@ def test_bad_inputs_are_recorded_and_the_rest_relaxed(tmp_path):
     Structure(Lattice.cubic(4.2), ["Li", "Po"], [[0, 0, 0], [0.5, 0.5, 0.5]]).to(filename=str(folder / "lipo.cif"))
     (folder / "broken.cif").write_text("data_x\n_cell_length_a\nloop_\n garbage\n")
     out = tmp_path / "bad.h5"
-    stdout = screen("candidates=files", f"candidates.path={folder}", f"output={out}", "threads=1")
+    stdout = screen(SPINE, "candidates=files", f"candidates.path={folder}", f"output={out}", "threads=1")
     assert "relax" in stdout
     with ResultStore(out, "r") as store:
         cand = dict(zip(store.ids("candidates"), zip(store.column("candidates", "status"),

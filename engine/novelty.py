@@ -1,0 +1,140 @@
+"""Uniqueness and novelty stage.
+
+A candidate is a duplicate when pymatgen's ``StructureMatcher`` (Ong et al., Comput. Mater. Sci. 68, 314 (2013))
+matches it to an earlier candidate, and not novel when it matches a known structure: the reference phases of its
+chemical system (the configured ``references`` source) and any user-given file of known structures. The matcher
+only compares structures with the same reduced formula and space group (the space group the candidates stage
+records, spglib at ``symprec``); one dictionary look-up narrows 10^5 candidates to the handful worth matching,
+which keeps the cost linear in the number of candidates.
+
+Candidates are taken in input order: the first of a group of equivalent structures is kept as unique, the others
+fail with "duplicate of <id>". A candidate that matches a known structure fails with "known: <name>".
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from functools import cache
+
+from pymatgen.analysis.structure_matcher import StructureMatcher
+from pymatgen.core import Structure
+
+from engine.references import collect_phases, reference_source
+from engine.structures import read_candidates, spacegroup_number
+
+log = logging.getLogger(__name__)
+Key = tuple[str, int]
+
+
+def prototype_key(structure: Structure, symprec: float = 0.1) -> Key:
+    """(reduced formula, space-group number): structures with different keys are never compared."""
+    return structure.composition.reduced_formula, spacegroup_number(structure, symprec)
+
+
+class KnownStructures:
+    """Known structures indexed by :func:`prototype_key`; ``match`` names the first known structure equal to
+    a candidate."""
+
+    def __init__(self, named: Iterable[tuple[str, Structure]], matcher: StructureMatcher, symprec: float = 0.1):
+        self.matcher = matcher
+        self.index: dict[Key, list[tuple[str, Structure]]] = defaultdict(list)
+        self.size = 0
+        for name, s in named:
+            self.index[prototype_key(s, symprec)].append((name, s))
+            self.size += 1
+
+    def match(self, key: Key, structure: Structure) -> str:
+        return next((name for name, known in self.index.get(key, ()) if self.matcher.fit(structure, known)), "")
+
+
+class UniqueSet:
+    """Structures seen so far, by key; ``add`` returns the id of an equal structure already seen, or "" (and
+    keeps the new one as a representative)."""
+
+    def __init__(self, matcher: StructureMatcher):
+        self.matcher = matcher
+        self.seen: dict[Key, list[tuple[str, Structure]]] = defaultdict(list)
+
+    def add(self, cid: str, key: Key, structure: Structure) -> str:
+        for other_id, other in self.seen[key]:
+            if self.matcher.fit(structure, other):
+                return other_id
+        self.seen[key].append((cid, structure))
+        return ""
+
+
+def make_matcher(cfg) -> StructureMatcher:
+    return StructureMatcher(ltol=float(cfg.ltol), stol=float(cfg.stol), angle_tol=float(cfg.angle_tol),
+                            primitive_cell=True, scale=True, attempt_supercell=False)
+
+
+def known_structures(run, systems: Iterable[Iterable[str]]) -> list[tuple[str, Structure]]:
+    """The reference phases of ``systems`` (when ``novelty.references``) and the structures of
+    ``novelty.known_structures`` files."""
+    cfg = run.cfg.novelty
+    named = []
+    if cfg.references:
+        named += [(p.id, p.structure) for p in collect_phases(reference_source(run.cfg.references), systems)
+                  if p.structure is not None]
+    for path in cfg.get("known_structures") or []:
+        for c in read_candidates(path):
+            if c.structure is None:
+                log.warning("known structure %s unreadable: %s", c.id, c.reason)
+            else:
+                named.append((c.id, c.structure))
+    return named
+
+
+def classify(ids: Sequence[str], keys: Sequence[Key], structures: Sequence[Structure], unique: UniqueSet,
+             known: KnownStructures) -> tuple[list[str], list[str], list[str], list[str]]:
+    """Status, reason, duplicate_of and known_as per candidate, in order; ``unique`` grows as it goes."""
+    status, reason, dup_of, known_as = [], [], [], []
+    for cid, key, s in zip(ids, keys, structures):
+        dup = unique.add(cid, key, s)
+        name = "" if dup else known.match(key, s)
+        dup_of.append(dup), known_as.append(name)
+        if dup:
+            status.append("fail"), reason.append(f"duplicate of {dup}")
+        elif name:
+            status.append("fail"), reason.append(f"known: {name}")
+        else:
+            status.append("pass"), reason.append("")
+    return status, reason, dup_of, known_as
+
+
+def run_stage(run) -> None:
+    """Classify every candidate that passed the stage before and is not yet in ``novelty/``, in input order."""
+    cfg = run.cfg.novelty
+    source = run.input_stage("novelty", ("bandgap", "candidates"), "candidates")
+    done = run.store.done_ids("novelty")
+    passed = set(run.store.ids(source, status="pass"))
+    order = run.store.ids("candidates")
+    todo = [i for i in order if i in passed and i not in done]
+    if not todo:
+        return
+    symprec = float(cfg.symprec)
+    all_ids = [i for i in order if i in passed]
+    structures = run.store.structures("candidates", all_ids)
+    key = cache(lambda cid: prototype_key(structures[cid], symprec))
+    matcher = make_matcher(cfg)
+    unique = UniqueSet(matcher)
+    if done:  # a resumed run: earlier unique candidates stay the representatives
+        dup_col = dict(zip(run.store.column("novelty", "id"), run.store.column("novelty", "duplicate_of")))
+        for cid in all_ids:
+            if cid in done and not dup_col.get(cid):
+                unique.seen[key(cid)].append((cid, structures[cid]))
+    systems = {frozenset(el.symbol for el in structures[c].composition.elements) for c in todo}
+    known = KnownStructures(known_structures(run, systems), matcher, symprec)
+    log.info("novelty: %d candidates against %d known structures", len(todo), known.size)
+    chunk = int(cfg.chunk_size)
+    with run.progress("novelty", len(todo)) as bar:
+        for start in range(0, len(todo), chunk):
+            ids = todo[start:start + chunk]
+            keys = [key(c) for c in ids]
+            status, reason, dup_of, known_as = classify(ids, keys, [structures[c] for c in ids], unique, known)
+            run.store.append("novelty", ids, status, reason,
+                             columns={"duplicate_of": dup_of, "known_as": known_as,
+                                      "formula": [k[0] for k in keys], "spacegroup": [k[1] for k in keys]})
+            bar.update(len(ids))
