@@ -24,6 +24,6 @@ PY=$(find_python) || { echo "setup.sh: no Python 3.12 found (torch-sim >= 0.4 ne
 echo "setup.sh: using $PY"
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".[mace,dev]"
+.venv/bin/python -m pip install -q -e ".[mace,wyformer,dev]"
 .venv/bin/python -m pip install -q --no-deps "mace-torch==$MACE_VERSION"
-.venv/bin/python -c "import torch_sim, sevenn, matgl, chgnet, mace, e3nn; print('setup.sh: ok; torch-sim', torch_sim.__version__, '| e3nn', e3nn.__version__)"
+.venv/bin/python -c "import torch_sim, sevenn, matgl, chgnet, mace, e3nn, wyckoff_transformer; print('setup.sh: ok; torch-sim', torch_sim.__version__, '| e3nn', e3nn.__version__)"

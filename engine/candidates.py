@@ -109,7 +109,11 @@ def draw_chemical_systems(required: list[str], allowed: list[str], n_systems: in
     return [list(s) for s in sorted(systems)]
 
 
-def load_candidates(cfg) -> list[Candidate]:
+def load_candidates(cfg, device="cpu") -> list[Candidate]:
+    if cfg.source == "wyformer":
+        from engine.wyformer import generate_candidates
+
+        return generate_candidates(cfg, device)
     if cfg.source == "files":
         return read_candidates(cfg.path)
     if cfg.source == "builtin":
@@ -117,7 +121,7 @@ def load_candidates(cfg) -> list[Candidate]:
             list(cfg.required_elements), list(cfg.allowed_elements), int(cfg.n_systems), int(cfg.seed))
         return sample_symmetric_crystals([list(s) for s in systems], int(cfg.per_system),
                                          [int(g) for g in cfg.space_groups], int(cfg.max_atoms), int(cfg.seed))
-    raise ValueError(f"unknown candidates.source {cfg.source!r} (builtin | files)")
+    raise ValueError(f"unknown candidates.source {cfg.source!r} (builtin | files | wyformer)")
 
 
 def min_distances(structures, device="cpu") -> np.ndarray:
@@ -155,7 +159,7 @@ def run_stage(run) -> None:
         log.info("candidates already in %s; resuming", run.store.path)
         return
     cfg = run.cfg.candidates
-    cands = load_candidates(cfg)
+    cands = load_candidates(cfg, run.device)
     status, reason, d_min = validity(cands, float(cfg.min_distance), run.device)
     run.store.append(
         "candidates", [c.id for c in cands], status, reason,

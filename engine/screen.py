@@ -34,7 +34,7 @@ STAGES = {"candidates": candidates.run_stage, "bandgap": bandgap.run_stage, "nov
 # Config sections that must not change when a run is resumed: they define what is already in the file.
 FROZEN_ON_RESUME = ("model", "candidates", "bandgap", "novelty", "relax", "thermo", "references", "criteria", "pes", "md")
 PACKAGES = ("torch", "torch-sim-atomistic", "sevenn", "matgl", "chgnet", "mace-torch", "e3nn", "pymatgen",
-            "ase", "spglib", "pyxtal", "h5py", "hydra-core", "numpy")
+            "ase", "spglib", "pyxtal", "wyckoff-transformer", "h5py", "hydra-core", "numpy")
 
 
 def package_versions() -> dict[str, str]:
