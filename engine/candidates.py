@@ -96,12 +96,35 @@ def sample_symmetric_crystals(chemical_systems: list[list[str]], per_system: int
     return out
 
 
-def draw_chemical_systems(required: list[str], allowed: list[str], n_systems: int, seed: int) -> list[list[str]]:
-    """Ternary systems: the required elements plus others drawn from ``allowed`` (seeded)."""
+class CsxError(ValueError):
+    """Chemical systems that break the configured CSX constraints (a configuration error)."""
+
+
+def check_csx(systems: list[list[str]], required: list[str], allowed: list[str], n_elements: int | None) -> None:
+    """The seed's CSX constraints on chemical systems: every required element, only allowed elements, and
+    ``n_elements`` of them (null: any number)."""
+    bad = []
+    for system in systems:
+        elements = set(system)
+        why = [f"lacks {sorted(set(required) - elements)}" if not set(required) <= elements else "",
+               f"has {sorted(elements - set(allowed) - set(required))} outside allowed_elements"
+               if not elements <= set(allowed) | set(required) else "",
+               f"has {len(elements)} elements, not {n_elements}" if n_elements and len(elements) != n_elements else ""]
+        if any(why):
+            bad.append(f"{'-'.join(system)} ({'; '.join(w for w in why if w)})")
+    if bad:
+        raise CsxError("chemical systems outside the CSX constraints: " + ", ".join(bad))
+
+
+def draw_chemical_systems(required: list[str], allowed: list[str], n_systems: int, seed: int,
+                          n_elements: int = 3) -> list[list[str]]:
+    """``n_systems`` distinct systems: the required elements plus others drawn from ``allowed`` (seeded)."""
     rng = np.random.default_rng(seed)
-    pool = [e for e in allowed if e not in required and Element(e)]
+    pool = sorted({e for e in allowed if e not in required and Element(e)})
+    n_free = n_elements - len(required)
+    if n_free < 0 or n_free > len(pool):
+        raise ValueError(f"cannot make {n_elements}-element systems from {required} and {len(pool)} allowed elements")
     systems = set()
-    n_free = 3 - len(required)
     for _ in range(50 * n_systems):
         if len(systems) == n_systems:
             break
@@ -117,9 +140,11 @@ def load_candidates(cfg, device="cpu") -> list[Candidate]:
     if cfg.source == "files":
         return read_candidates(cfg.path)
     if cfg.source == "builtin":
-        systems = cfg.get("chemical_systems") or draw_chemical_systems(
-            list(cfg.required_elements), list(cfg.allowed_elements), int(cfg.n_systems), int(cfg.seed))
-        return sample_symmetric_crystals([list(s) for s in systems], int(cfg.per_system),
+        required, allowed, n_elements = list(cfg.required_elements), list(cfg.allowed_elements), cfg.get("n_elements")
+        systems = [list(s) for s in cfg.get("chemical_systems") or draw_chemical_systems(
+            required, allowed, int(cfg.n_systems), int(cfg.seed), int(n_elements or 3))]
+        check_csx(systems, required, allowed, n_elements)
+        return sample_symmetric_crystals(systems, int(cfg.per_system),
                                          [int(g) for g in cfg.space_groups], int(cfg.max_atoms), int(cfg.seed))
     raise ValueError(f"unknown candidates.source {cfg.source!r} (builtin | files | wyformer)")
 

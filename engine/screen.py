@@ -147,7 +147,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
             t0 = time.perf_counter()
             try:
                 STAGES[name](ctx)
-            except (ModelUnavailableError, ReferenceUnavailableError, FileNotFoundError) as exc:  # configuration errors, not bad candidates
+            except (ModelUnavailableError, ReferenceUnavailableError, candidates.CsxError, FileNotFoundError) as exc:  # configuration errors, not bad candidates
                 raise SystemExit(f"stage {name}: {exc}") from None
             timings[name] = time.perf_counter() - t0
         print(f"\n{cfg.output}\n" + summary_table(store, cfg.stages, timings))
