@@ -20,7 +20,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from engine import bandgap, candidates, md, novelty, pes, relax, thermo
+from engine import bandgap, candidates, md, novelty, pes, relax, report, thermo
 from engine.models import LoadedModel, ModelUnavailableError, load_model, resolve_device
 from engine.references import ReferenceUnavailableError
 from engine.store import ResultStore
@@ -157,6 +157,12 @@ def run(cfg: DictConfig) -> dict[str, float]:
             print(pes_table(store, cfg))
         if "md" in cfg.stages:
             print(md_table(store, cfg))
+    try:
+        paths = report.write_report(cfg.output)
+        print(f"\nreport: {paths['report']} (+ funnel.png, transport.png, windows.png)")
+    except Exception:  # noqa: BLE001 - a plotting problem must not cost the run its exit status
+        log.exception("the report of %s could not be written; python -m engine.report %s retries", cfg.output,
+                      cfg.output)
     return timings
 
 
