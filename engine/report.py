@@ -121,8 +121,8 @@ def markdown(store: ResultStore, steps: list[FunnelStep], anode: list[dict], cat
         rxn_heads = " | ".join({"e_rxn_electrolyte": "E_rxn electrolyte (eV/atom)",
                                 "e_rxn_cathode": "E_rxn cathode (eV/atom)"}[k] for k in rxn)
         lines += ["", f"## {title}", "",
-                  f"| id | formula | SG | E_hull (eV/atom) | E_red (V) | E_ox (V) | {rxn_heads} | PES | MD | "
-                  "σ(300 K) (S/cm) |", "|" + "---|" * (9 + len(rxn))]
+                  (f"| id | formula | SG | E_hull (eV/atom) | E_red (V) | E_ox (V) | {rxn_heads} | PES | MD | "
+                   "σ(300 K) (S/cm) |"), "|" + "---|" * (9 + len(rxn))]
         if not rows:
             lines.append("| none |" + " |" * (8 + len(rxn)))
         for r in rows:

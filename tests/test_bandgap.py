@@ -53,7 +53,7 @@ def test_one_bad_structure_does_not_take_its_batch_with_it():
     assert gaps[0] == gaps[2] == 2.0 and np.isnan(gaps[1])
     assert errors[1].startswith("band-gap prediction failed: KeyError")
     status, reason = verdicts(gaps, errors, 0.5)
-    assert status == ["pass", "error", "pass"]
+    assert status == ["pass", "error", "pass"] and reason[1] == errors[1]
 
 
 def test_missing_weights_say_how_to_get_them(tmp_path):

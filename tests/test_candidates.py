@@ -3,7 +3,12 @@
 import pytest
 from omegaconf import OmegaConf
 
-from engine.candidates import CsxError, check_csx, draw_chemical_systems, load_candidates
+from engine.candidates import (
+    CsxError,
+    check_csx,
+    draw_chemical_systems,
+    load_candidates,
+)
 
 from .conftest import ROOT
 

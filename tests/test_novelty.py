@@ -4,7 +4,13 @@ reported exactly, and nothing else is."""
 import numpy as np
 from pymatgen.core import Lattice, Structure
 
-from engine.novelty import KnownStructures, UniqueSet, classify, make_matcher, prototype_key
+from engine.novelty import (
+    KnownStructures,
+    UniqueSet,
+    classify,
+    make_matcher,
+    prototype_key,
+)
 from engine.references import BuiltinReferences
 
 from .conftest import rattled

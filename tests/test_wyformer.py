@@ -32,9 +32,10 @@ def tiny_model(tmp_path_factory):
 
 
 def cfg(model_path, **kw):
-    base = dict(source="wyformer", model=None, model_path=str(model_path), n_structures=6, samples_per_round=200,
-                max_rounds=10, temperature=1.0, required_elements=["Li"], allowed_elements=["Li", "Co", "O", "F"],
-                n_elements=3, pyxtal_attempts=10, max_atoms=80, seed=0, min_distance=0.7)
+    base = {"source": "wyformer", "model": None, "model_path": str(model_path), "n_structures": 6,
+            "samples_per_round": 200, "max_rounds": 10, "temperature": 1.0, "required_elements": ["Li"],
+            "allowed_elements": ["Li", "Co", "O", "F"], "n_elements": 3, "pyxtal_attempts": 10, "max_atoms": 80,
+            "seed": 0, "min_distance": 0.7}
     return OmegaConf.create({**base, **kw})
 
 
@@ -49,7 +50,7 @@ def test_tiny_wyformer_generates_valid_li_ternaries(tiny_model):
         assert "Li" in elements and len(elements) == 3 and elements <= {"Li", "Co", "O", "F"}, c.structure
         assert c.source.startswith("wyformer:sg")
     status, reason, d_min = validity(built, 0.7)
-    assert status.count("pass") >= 3, list(zip(status, reason))
+    assert status.count("pass") >= 3, list(zip(status, reason, d_min))
     again = load_candidates(cfg(tiny_model))  # seeded: the same genes and structures
     assert [c.source for c in again] == [c.source for c in cands]
     for a, b in zip(again, cands):

@@ -80,7 +80,11 @@ def train_tiny_wyformer(structures, workdir: Path, model_dir: Path, epochs: int 
     with _environment(**{k: str(v) for k, v in stores.items()}, WANDB_DIR=str(workdir), WANDB_MODE="disabled",
                       WANDB_SILENT="true"):
         from wyckoff_transformer.cli.cache_dataset import cache_dataset
-        from wyckoff_transformer.tokenization import TENSOR_CACHE_SUFFIX, save_tensor_cache, tokenise_dataset
+        from wyckoff_transformer.tokenization import (
+            TENSOR_CACHE_SUFFIX,
+            save_tensor_cache,
+            tokenise_dataset,
+        )
         from wyckoff_transformer.trainer import train_from_config
         from wyckoff_transformer.wyckoff_processor import WyckoffProcessor
 
