@@ -185,7 +185,7 @@ def plot_transport(store: ResultStore, settings: MdSettings, path: Path) -> None
                 ax.annotate(formula.get(cid, cid), (max(np.nan_to_num(x, nan=floor), floor), y), fontsize=7,
                             xytext=(3, 3), textcoords="offset points")
     else:
-        ax.text(0.5, 0.5, "MD stage not run", transform=ax.transAxes, ha="center", va="center", color="grey")
+        ax.text(0.5, 0.75, "MD stage not run", transform=ax.transAxes, ha="center", va="center", color="grey")
     ax.axvline(d_max, color="k", ls="--", lw=1,
                label=f"framework MSD = {settings.framework_msd_max:g} Å² in {settings.production_ps:g} ps")
     ax.axhline(settings.sigma_min, color="k", ls=":", lw=1, label=f"σ = {settings.sigma_min:g} S/cm")
