@@ -40,7 +40,7 @@ from torch_sim.integrators.md import NoseHooverChain
 from torch_sim.integrators.nvt import nvt_nose_hoover_init, nvt_nose_hoover_step
 
 from engine.models import LoadedModel
-from engine.relax import RelaxSettings, relax
+from engine.relax import RelaxSettings, atom_limit, relax
 from engine.structures import pack, short_error
 from kernels.diffusion import (
     arrhenius_extrapolate,
@@ -191,14 +191,6 @@ class TrajectorySink:
             del self.h5[name]
 
 
-def _atom_limit(max_atoms: int | None, structures: Sequence[Structure]) -> int | None:
-    """Atoms per batch: the configured limit, raised to the largest structure so that one runs alone instead of
-    being refused by the batcher (None: torch-sim estimates from GPU memory)."""
-    if not max_atoms:
-        return None
-    return max(max_atoms, *(len(s) for s in structures))
-
-
 def _drop_systems(state, keep: torch.Tensor):
     """``state`` without the systems not in ``keep`` (bool per system); torch-sim keeps the Nosé–Hoover chain as a
     global attribute, so its per-system tensors are cut here."""
@@ -244,7 +236,7 @@ def run_replicas(replicas: Sequence[Replica], model, settings: MdSettings, sink:
     states = [pack([r.structure], device, dtype) for r in replicas]
     batcher = ts.BinningAutoBatcher(
         model, memory_scales_with="n_atoms" if settings.max_atoms_per_batch else model.memory_scales_with,
-        max_memory_scaler=_atom_limit(settings.max_atoms_per_batch, [r.structure for r in replicas]))
+        max_memory_scaler=atom_limit(settings.max_atoms_per_batch, [r.structure for r in replicas]))
     batcher.load_states(states)
     for b, (state, indices) in enumerate(batcher):
         members = [replicas[i] for i in indices]
@@ -448,8 +440,7 @@ def prepare(structures: dict[str, Structure], loaded: LoadedModel, settings: MdS
     if ids:
         relax([cells[i][0] for i in ids], ids, loaded,
               RelaxSettings(fmax=settings.prerelax_fmax, max_steps=settings.prerelax_max_steps, cell_filter=None,
-                            max_atoms_per_batch=_atom_limit(settings.max_atoms_per_batch or 2000,
-                                                            [cells[i][0] for i in ids])), done)
+                            max_atoms_per_batch=settings.max_atoms_per_batch or 2000), done)
     return out
 
 

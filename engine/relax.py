@@ -61,6 +61,14 @@ def _system_fmax(state) -> torch.Tensor:
     return torch.maximum(atoms, cell)
 
 
+def atom_limit(max_atoms: int | None, structures: Sequence[Structure]) -> int | None:
+    """Atoms per batch: the configured limit, raised to the largest structure so that one runs alone instead of
+    being refused by torch-sim's batcher (None: torch-sim estimates from GPU memory)."""
+    if not max_atoms:
+        return None
+    return max(max_atoms, *(len(s) for s in structures))
+
+
 def relax(structures: Sequence[Structure], ids: Sequence[str], loaded: LoadedModel, settings: RelaxSettings,
           on_done: Callable[[list[RelaxResult]], None], progress: Callable[[int], None] | None = None) -> None:
     """Relax ``structures``; ``on_done`` receives every structure's :class:`RelaxResult` as soon as it ends."""
@@ -115,7 +123,7 @@ def relax(structures: Sequence[Structure], ids: Sequence[str], loaded: LoadedMod
 
     batcher = ts.InFlightAutoBatcher(
         model, memory_scales_with="n_atoms" if settings.max_atoms_per_batch else model.memory_scales_with,
-        max_memory_scaler=settings.max_atoms_per_batch)
+        max_memory_scaler=atom_limit(settings.max_atoms_per_batch, [s for _, s in todo]))
     stream = initialised()
     try:
         batcher.load_states(stream)

@@ -44,3 +44,13 @@ def test_model_failing_on_the_first_step_is_recorded_not_raised():
 def test_model_failing_at_start_is_recorded_per_structure():
     results = run(FailsAfter(calls=0), [argon_like(3.2)])
     assert results["0"].status == "error" and results["0"].reason == "model failed: RuntimeError: boom"
+
+
+def test_structure_larger_than_the_batch_limit_relaxes_alone():
+    big = argon_like(3.6)
+    big.make_supercell([3, 3, 3])  # 108 atoms > max_atoms_per_batch=100
+    big.perturb(0.05, min_distance=0.01)
+    results = run(LennardJonesModel(sigma=2.0, epsilon=0.01, cutoff=5.0, compute_stress=True, dtype=torch.float64),
+                  [argon_like(3.4), big])
+    assert set(results) == {"0", "1"}
+    assert results["1"].status in ("pass", "fail") and results["1"].steps > 0, results["1"]
