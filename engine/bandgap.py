@@ -156,9 +156,8 @@ def run_stage(run) -> None:
                          columns={"band_gap": np.full(len(todo), np.nan)})
         return
     if hasattr(predictor, "source"):
-        run.store.write_metadata(run.store.metadata()["config"], run.store.metadata()["versions"],
-                                 {"bandgap": {"name": predictor.name, "kind": "bandgap", "source": predictor.source,
-                                              "sha256": getattr(predictor, "checksum", "")}})
+        run.store.record_models({"bandgap": {"name": predictor.name, "kind": "bandgap", "source": predictor.source,
+                                             "sha256": getattr(predictor, "checksum", "")}})
     threshold = float(cfg.threshold)
     chunk = int(cfg.chunk_size)
     with run.progress("bandgap", len(todo)) as bar:

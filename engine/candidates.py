@@ -50,18 +50,23 @@ def charge_balanced_compositions(elements: list[str], max_atoms: int, max_coeff:
     return [found[k] for k in sorted(found)]
 
 
-def _random_crystal(comp: Composition, space_group: int, z: int, seed: int):
+def symmetric_crystal(space_group: int, species: list[str], num_ions: list[int], seed: int, sites=None):
+    """A random pyxtal crystal of ``space_group`` (on the given Wyckoff ``sites`` per species, if any), or None when
+    pyxtal's result is not valid; pyxtal raises for compositions the group's Wyckoff positions cannot hold."""
     from pyxtal import pyxtal
 
     crystal = pyxtal()
-    species = [el.symbol for el in comp.elements]
-    num_ions = [int(comp[el]) * z for el in comp.elements]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        crystal.from_random(3, space_group, species, num_ions, random_state=seed)
+        crystal.from_random(3, space_group, species, num_ions, sites=sites, random_state=seed)
     if not crystal.valid:
         return None
     return crystal.to_pymatgen()
+
+
+def _random_crystal(comp: Composition, space_group: int, z: int, seed: int):
+    return symmetric_crystal(space_group, [el.symbol for el in comp.elements],
+                             [int(comp[el]) * z for el in comp.elements], seed)
 
 
 def sample_symmetric_crystals(chemical_systems: list[list[str]], per_system: int, space_groups: list[int],

@@ -208,7 +208,7 @@ def _load_matgl(cfg, device, dtype) -> LoadedModel:
         raise ModelUnavailableError(f"matgl model folder {source} does not exist. {how}")
     try:
         potential = matgl.load_model(source)
-    except Exception as exc:
+    except Exception as exc:  # matgl raises assorted errors when offline
         raise ModelUnavailableError(f"matgl model {source!r} could not be loaded ({type(exc).__name__}). {how}") from exc
     symbols = potential.model.element_types
     checksum = sha256_of(source) if Path(source).exists() else ""

@@ -3,9 +3,9 @@
 A candidate is a duplicate when pymatgen's ``StructureMatcher`` (Ong et al., Comput. Mater. Sci. 68, 314 (2013))
 matches it to an earlier candidate, and not novel when it matches a known structure: the reference phases of its
 chemical system (the configured ``references`` source) and any user-given file of known structures. The matcher
-only compares structures with the same reduced formula and space group (the space group the candidates stage
-records, spglib at ``symprec``); one dictionary look-up narrows 10^5 candidates to the handful worth matching,
-which keeps the cost linear in the number of candidates.
+only compares structures with the same reduced formula and space group (the ones the candidates stage records,
+spglib at symprec 0.1 Å; known structures are keyed the same way); one dictionary look-up narrows 10^5 candidates
+to the handful worth matching, which keeps the cost linear in the number of candidates.
 
 Candidates are taken in input order: the first of a group of equivalent structures is kept as unique, the others
 fail with "duplicate of <id>". A candidate that matches a known structure fails with "known: <name>".
@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from functools import cache
 
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Structure
@@ -28,21 +27,22 @@ log = logging.getLogger(__name__)
 Key = tuple[str, int]
 
 
-def prototype_key(structure: Structure, symprec: float = 0.1) -> Key:
-    """(reduced formula, space-group number): structures with different keys are never compared."""
-    return structure.composition.reduced_formula, spacegroup_number(structure, symprec)
+def prototype_key(structure: Structure) -> Key:
+    """(reduced formula, space-group number), as the candidates stage records them: structures with different keys
+    are never compared."""
+    return structure.composition.reduced_formula, spacegroup_number(structure)
 
 
 class KnownStructures:
     """Known structures indexed by :func:`prototype_key`; ``match`` names the first known structure equal to
     a candidate."""
 
-    def __init__(self, named: Iterable[tuple[str, Structure]], matcher: StructureMatcher, symprec: float = 0.1):
+    def __init__(self, named: Iterable[tuple[str, Structure]], matcher: StructureMatcher):
         self.matcher = matcher
         self.index: dict[Key, list[tuple[str, Structure]]] = defaultdict(list)
         self.size = 0
         for name, s in named:
-            self.index[prototype_key(s, symprec)].append((name, s))
+            self.index[prototype_key(s)].append((name, s))
             self.size += 1
 
     def match(self, key: Key, structure: Structure) -> str:
@@ -114,27 +114,29 @@ def run_stage(run) -> None:
     todo = [i for i in order if i in passed and i not in done]
     if not todo:
         return
-    symprec = float(cfg.symprec)
     all_ids = [i for i in order if i in passed]
     structures = run.store.structures("candidates", all_ids)
-    key = cache(lambda cid: prototype_key(structures[cid], symprec))
+    formula = run.store.column_by_id("candidates", "formula")
+    spacegroup = run.store.column_by_id("candidates", "spacegroup")
+
+    def key(cid: str) -> Key:
+        return str(formula[cid]), int(spacegroup[cid])
+
     matcher = make_matcher(cfg)
     unique = UniqueSet(matcher)
     if done:  # a resumed run: earlier unique candidates stay the representatives
-        dup_col = dict(zip(run.store.column("novelty", "id"), run.store.column("novelty", "duplicate_of")))
+        dup_col = run.store.column_by_id("novelty", "duplicate_of")
         for cid in all_ids:
             if cid in done and not dup_col.get(cid):
                 unique.seen[key(cid)].append((cid, structures[cid]))
     systems = {frozenset(el.symbol for el in structures[c].composition.elements) for c in todo}
-    known = KnownStructures(known_structures(run, systems), matcher, symprec)
+    known = KnownStructures(known_structures(run, systems), matcher)
     log.info("novelty: %d candidates against %d known structures", len(todo), known.size)
     chunk = int(cfg.chunk_size)
     with run.progress("novelty", len(todo)) as bar:
         for start in range(0, len(todo), chunk):
             ids = todo[start:start + chunk]
-            keys = [key(c) for c in ids]
-            status, reason, dup_of, known_as = classify(ids, keys, [structures[c] for c in ids], unique, known)
-            run.store.append("novelty", ids, status, reason,
-                             columns={"duplicate_of": dup_of, "known_as": known_as,
-                                      "formula": [k[0] for k in keys], "spacegroup": [k[1] for k in keys]})
+            status, reason, dup_of, known_as = classify(ids, [key(c) for c in ids], [structures[c] for c in ids],
+                                                        unique, known)
+            run.store.append("novelty", ids, status, reason, columns={"duplicate_of": dup_of, "known_as": known_as})
             bar.update(len(ids))

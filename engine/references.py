@@ -165,7 +165,7 @@ class MPAPIReferences(ReferenceSource):
                                                      additional_criteria={"thermo_types": [self.thermo_type]})
         except ReferenceUnavailableError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # network, authentication, API errors
             raise ReferenceUnavailableError(f"Materials Project query for {'-'.join(elements)} failed: {exc}") from exc
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")

@@ -37,10 +37,6 @@ class FunnelStep:
     note: str = ""
 
 
-def _column(store: ResultStore, stage: str, name: str) -> dict[str, object]:
-    return dict(zip(store.ids(stage), store.column(stage, name))) if store.has(stage) else {}
-
-
 def funnel(store: ResultStore, cfg: dict) -> list[FunnelStep]:
     """Cumulative counts: a candidate counts at a step when it passed that step and every one before it."""
     steps = [FunnelStep("candidates generated or read", len(store.ids("candidates")))]
@@ -62,13 +58,13 @@ def funnel(store: ResultStore, cfg: dict) -> list[FunnelStep]:
             r.startswith(NOT_EVALUATED) for r in reasons) else ""
         step(f"E_g > {cfg.get('bandgap', {}).get('threshold', 0.5)} eV", "bandgap", note=note)
     if store.has("novelty"):
-        dup = _column(store, "novelty", "duplicate_of")
+        dup = store.column_by_id("novelty", "duplicate_of")
         step("unique", "novelty", {i for i, d in dup.items() if not d})
         step("novel (no known structure matches)", "novelty")
     step("relaxed (FIRE converged)", "relax")
     crit = CoatingCriteria(**cfg.get("criteria", {}))
     if store.has("thermo"):
-        e_hull = _column(store, "thermo", "e_hull")
+        e_hull = store.column_by_id("thermo", "e_hull")
         step(f"E_hull < {crit.e_hull_max} eV/atom", "thermo", {i for i, e in e_hull.items() if e < crit.e_hull_max})
         step("anode (AC) or cathode (CC) coating criteria", "thermo")
     if store.has("pes"):
@@ -82,13 +78,13 @@ def coating_rows(store: ResultStore, kind: str) -> list[dict]:
     """Candidates meeting the anode (``kind="anode"``) or cathode coating criteria, with what later stages found."""
     if not store.has("thermo"):
         return []
-    flag = _column(store, "thermo", f"{kind}_coating")
-    cols = {k: _column(store, "thermo", k) for k in ("e_hull", "e_red", "e_ox", "e_rxn_electrolyte", "e_rxn_cathode")}
-    formula = _column(store, "candidates", "formula")
+    flag = store.column_by_id("thermo", f"{kind}_coating")
+    cols = {k: store.column_by_id("thermo", k) for k in ("e_hull", "e_red", "e_ox", "e_rxn_electrolyte", "e_rxn_cathode")}
+    formula = store.column_by_id("candidates", "formula")
     relaxed = (store.structures("relax", [i for i, f in flag.items() if f])
                if store.has("relax") and "structure" in store.h5["relax"] else {})
-    pes_status = _column(store, "pes", "status")
-    md = {k: _column(store, "md", k) for k in ("sigma_room", "sigma_room_sem", "status")}
+    pes_status = store.column_by_id("pes", "status")
+    md = {k: store.column_by_id("md", k) for k in ("sigma_room", "sigma_room_sem", "status")}
     rows = []
     for cid, ok in flag.items():
         if not ok:
@@ -173,7 +169,7 @@ def plot_transport(store: ResultStore, settings: MdSettings, path: Path) -> None
         ids = store.ids("md")
         sigma, d_fw = store.column("md", "sigma"), store.column("md", "d_framework")
         status = store.column("md", "status")
-        formula = _column(store, "candidates", "formula")
+        formula = store.column_by_id("candidates", "formula")
         floor = 1e-6 * d_max
         for ok, colour, label in ((True, "tab:green", "pass"), (False, "tab:red", "fail / error")):
             sel = (status == "pass") == ok
@@ -205,7 +201,7 @@ def plot_windows(store: ResultStore, crit: CoatingCriteria, path: Path, max_rows
     plt = _pyplot()
     rows = []
     if store.has("thermo"):
-        formula = _column(store, "candidates", "formula")
+        formula = store.column_by_id("candidates", "formula")
         cols = {k: store.column("thermo", k) for k in ("e_red", "e_ox", "e_hull", "anode_coating", "cathode_coating")}
         for i, cid in enumerate(store.ids("thermo")):
             if np.isfinite(cols["e_red"][i]) and np.isfinite(cols["e_ox"][i]):

@@ -57,8 +57,7 @@ class Run:
         key = OmegaConf.to_yaml(model_cfg)
         if key not in self._models:
             self._models[key] = load_model(model_cfg, self.device)
-            self.store.write_metadata(self.store.metadata()["config"] or "", package_versions(),
-                                      {role: self._models[key].provenance()})
+            self.store.record_models({role: self._models[key].provenance()})
         return self._models[key]
 
     def stage_model(self, stage: str, spec) -> LoadedModel:
@@ -160,7 +159,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
     try:
         paths = report.write_report(cfg.output)
         print(f"\nreport: {paths['report']} (+ funnel.png, transport.png, windows.png)")
-    except Exception:
+    except Exception:  # a plotting problem must not cost the run its exit status
         log.exception("the report of %s could not be written; python -m engine.report %s retries", cfg.output,
                       cfg.output)
     return timings

@@ -84,9 +84,13 @@ class ResultStore:
             attrs["created"] = datetime.now(UTC).isoformat()
         attrs["config"] = config_yaml
         attrs["versions"] = json.dumps(dict(versions), sort_keys=True)
-        prior = json.loads(attrs.get("models", "{}"))
+        self.record_models(models)
+
+    def record_models(self, models: Mapping) -> None:
+        """Add model provenance (role -> name, source, sha256) to the root attributes."""
+        prior = json.loads(self.h5.attrs.get("models", "{}"))
         prior.update(models)
-        attrs["models"] = json.dumps(prior, sort_keys=True)
+        self.h5.attrs["models"] = json.dumps(prior, sort_keys=True)
         self.h5.flush()
 
     def metadata(self) -> dict:
@@ -148,6 +152,12 @@ class ResultStore:
     def column(self, group_name: str, name: str) -> np.ndarray:
         ds = self.h5[group_name][name]
         return ds.asstr()[()] if h5py.check_string_dtype(ds.dtype) else ds[()]
+
+    def column_by_id(self, group_name: str, name: str) -> dict[str, object]:
+        """{id: value} of one column; empty when the stage has no rows."""
+        if not self.has(group_name):
+            return {}
+        return dict(zip(self.ids(group_name), self.column(group_name, name)))
 
     def ids(self, group_name: str, status: str | None = None) -> list[str]:
         if not self.has(group_name):

@@ -321,7 +321,7 @@ def run_stage(run) -> None:
     if not todo:
         return
     structures = store.structures("relax", relaxed_ids)
-    energy_pa = dict(zip(store.ids("relax"), store.column("relax", "energy_per_atom")))
+    energy_pa = store.column_by_id("relax", "energy_per_atom")
     raw_candidates = [model_entry(structures[i], energy_pa[i] * len(structures[i]), i) for i in relaxed_ids]
     candidates, rejected = apply_correction(raw_candidates, cfg.correction)
     candidate_by_id = {e.entry_id: e for e in candidates}

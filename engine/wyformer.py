@@ -24,8 +24,9 @@ import numpy as np
 import torch
 from pymatgen.core import Element
 
+from engine.candidates import symmetric_crystal
 from engine.models import ModelUnavailableError
-from engine.structures import Candidate
+from engine.structures import Candidate, short_error
 
 log = logging.getLogger(__name__)
 MODEL_FILES = ("best_model_params.pt", "config.yaml", "wyckoff_processor.json")
@@ -107,20 +108,15 @@ def generate_genes(trainer, n_structures: int, required: list[str], allowed: lis
 
 def gene_to_structure(gene: dict, seed: int, attempts: int = 10):
     """A pymatgen structure on exactly the gene's Wyckoff sites (pyxtal), or (None, reason)."""
-    from pyxtal import pyxtal
-
     last = "pyxtal found no arrangement"
     for k in range(attempts):
-        crystal = pyxtal()
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                crystal.from_random(3, gene["group"], gene["species"], gene["numIons"], sites=gene["sites"],
-                                    random_state=seed + k)
-            if crystal.valid:
-                return crystal.to_pymatgen(), ""
+            structure = symmetric_crystal(gene["group"], gene["species"], gene["numIons"], seed + k,
+                                          sites=gene["sites"])
+            if structure is not None:
+                return structure, ""
         except Exception as exc:  # noqa: BLE001 - pyxtal raises many kinds for impossible genes
-            last = f"{type(exc).__name__}: {exc}".splitlines()[0][:160]
+            last = short_error(exc)
     return None, f"unbuildable gene: {last}"
 
 
