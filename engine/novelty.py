@@ -21,7 +21,7 @@ from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Structure
 
 from engine.references import collect_phases, reference_source
-from engine.structures import read_candidates, spacegroup_number
+from engine.structures import read_candidates, short_error, spacegroup_number
 
 log = logging.getLogger(__name__)
 Key = tuple[str, int]
@@ -89,11 +89,17 @@ def known_structures(run, systems: Iterable[Iterable[str]]) -> list[tuple[str, S
 
 def classify(ids: Sequence[str], keys: Sequence[Key], structures: Sequence[Structure], unique: UniqueSet,
              known: KnownStructures) -> tuple[list[str], list[str], list[str], list[str]]:
-    """Status, reason, duplicate_of and known_as per candidate, in order; ``unique`` grows as it goes."""
+    """Status, reason, duplicate_of and known_as per candidate, in order; ``unique`` grows as it goes. A candidate
+    the matcher fails on is an ``error`` with the reason; the others go on."""
     status, reason, dup_of, known_as = [], [], [], []
     for cid, key, s in zip(ids, keys, structures):
-        dup = unique.add(cid, key, s)
-        name = "" if dup else known.match(key, s)
+        try:
+            dup = unique.add(cid, key, s)
+            name = "" if dup else known.match(key, s)
+        except Exception as exc:  # noqa: BLE001 - StructureMatcher on a structure it cannot handle
+            dup_of.append(""), known_as.append("")
+            status.append("error"), reason.append(f"structure matcher: {short_error(exc)}")
+            continue
         dup_of.append(dup), known_as.append(name)
         if dup:
             status.append("fail"), reason.append(f"duplicate of {dup}")

@@ -92,3 +92,20 @@ def test_novelty_stage_through_the_screen_with_a_user_file_of_known_structures(t
                                                   store.column("novelty", "reason"))))
     assert rows == {"a": ("pass", ""), "a2": ("fail", "duplicate of a"), "b": ("pass", ""),
                     "d": ("fail", "known: icsd-d")}
+
+
+def test_a_structure_the_matcher_fails_on_is_an_error_and_the_rest_go_on():
+    class Brittle(UniqueSet):
+        def add(self, cid, key, structure):
+            if cid == "bad":
+                raise ValueError("degenerate lattice")
+            return super().add(cid, key, structure)
+
+    a, b = distinct_candidates()[:2]
+    matcher = make_matcher(Cfg(MATCH))
+    ids = ["a", "bad", "a-copy", "b"]
+    structures = [a, b, permuted_and_shifted(a, 9), b]
+    status, reason, dup_of, _ = classify(ids, [prototype_key(s) for s in structures], structures, Brittle(matcher),
+                                         KnownStructures([], matcher))
+    assert status == ["pass", "error", "fail", "pass"]
+    assert reason[1] == "structure matcher: ValueError: degenerate lattice" and dup_of[2] == "a"
