@@ -43,6 +43,7 @@ def main() -> None:
     ap.add_argument("--fmax", type=float, default=0.05)
     ap.add_argument("--max-steps", type=int, default=500)
     ap.add_argument("--max-atoms-per-batch", type=int, default=2000)
+    ap.add_argument("--steps-between-checks", type=int, default=None, help="default: the engine's (1 CPU, 5 GPU)")
     args = ap.parse_args()
 
     structures = mixed_size_structures(args.n, args.min_atoms, args.max_atoms)
@@ -57,7 +58,7 @@ def main() -> None:
 
     # (a) engine
     results = {}
-    settings = RelaxSettings(fmax=args.fmax, max_steps=args.max_steps,
+    settings = RelaxSettings(fmax=args.fmax, max_steps=args.max_steps, steps_between_checks=args.steps_between_checks,
                              max_atoms_per_batch=args.max_atoms_per_batch if device.type == "cpu" else None)
     ids = [str(i) for i in range(len(structures))]
     sync(device)
