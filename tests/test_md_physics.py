@@ -71,6 +71,7 @@ def test_nve_energy_drift_below_1meV_per_atom_over_1ps(sevennet):
     assert system_kT(md)[0] / units.kB > 50  # it really moved
 
 
+@pytest.mark.slow  # about 4 min on 2 cores; the thermostats are also checked on Lennard-Jones in test_md.py
 def test_berendsen_heats_cold_replicas_then_nose_hoover_holds_their_temperatures(sevennet):
     """Two 54-atom Li-metal replicas at 300 K and 400 K in one batch, started at 5 K."""
     state = pack([li_metal(3), li_metal(3)], "cpu", torch.float32)

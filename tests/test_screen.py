@@ -15,8 +15,10 @@ from engine.store import ResultStore
 from .conftest import ROOT, rattled
 
 SPINE = "stages=[candidates,relax,thermo,pes]"
-SMALL = [SPINE, "candidates.chemical_systems=[[Li,Al,F],[Li,Mg,Cl],[Li,Y,Cl],[Li,Zr,Cl]]", "candidates.per_system=1",
-         "candidates.max_atoms=10", "relax.max_steps=300", "threads=1", "pes.spacing=0.6"]
+# The kill test stops at thermo to keep the suite short: pes and md skip what the file holds through the same
+# store.done_ids as thermo, and md's rerun is checked in test_md.py.
+SMALL = ["stages=[candidates,relax,thermo]", "candidates.chemical_systems=[[Li,Al,F],[Li,Mg,Cl],[Li,Y,Cl],[Li,Zr,Cl]]",
+         "candidates.per_system=1", "candidates.max_atoms=10", "relax.max_steps=300", "threads=1"]
 
 
 def screen(*overrides, timeout=600, wait=True):
@@ -124,4 +126,3 @@ def test_sigkill_mid_relaxation_then_rerun_resumes_without_redoing_work(tmp_path
     assert sorted(status) == sorted(ref_status)
     with ResultStore(killed, "r") as store, ResultStore(reference, "r") as ref:
         assert sorted(store.ids("thermo")) == sorted(ref.ids("thermo")) == sorted(store.ids("relax", "pass"))
-        assert sorted(store.ids("pes")) == sorted(ref.ids("pes")) == sorted(store.ids("thermo", "pass"))
