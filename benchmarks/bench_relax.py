@@ -8,29 +8,25 @@
 Prints structures/s for each, the ratios a/b and a/c, the largest final-energy difference per atom (a vs b),
 and writes benchmarks/results/relax_<device>.json.
 
-    python benchmarks/bench_relax.py [--n 16] [--min-atoms 8] [--max-atoms 80] [--model sevennet_0] [--device cpu|cuda]
+    python benchmarks/bench_relax.py [--n 16] [--min-atoms 8] [--max-atoms 80] [--repeats 1] [--model sevennet_0]
+                                     [--device cpu|cuda]
 """
 
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import torch
+import torch_sim as ts
 from ase.filters import FrechetCellFilter
 from ase.optimize import FIRE
-from common import ase_calculator, mixed_size_structures, model_config, write_json
+from common import ase_calculator, mixed_size_structures, model_config, timed, write_json
 from pymatgen.io.ase import AseAtomsAdaptor
 
 from engine.models import load_model
 from engine.relax import RelaxSettings, relax
 from engine.structures import pack
-
-
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def main() -> None:
@@ -43,6 +39,7 @@ def main() -> None:
     ap.add_argument("--fmax", type=float, default=0.05)
     ap.add_argument("--max-steps", type=int, default=500)
     ap.add_argument("--max-atoms-per-batch", type=int, default=2000)
+    ap.add_argument("--repeats", type=int, default=1, help="alternate the four runs this many times; medians")
     ap.add_argument("--steps-between-checks", type=int, default=None, help="default: the engine's (1 CPU, 5 GPU)")
     args = ap.parse_args()
 
@@ -56,64 +53,57 @@ def main() -> None:
     # warm-up (first calls pay for lazy initialisation in every package)
     loaded.model(pack(structures[:2], device, loaded.model.dtype))
 
-    # (a) engine
-    results = {}
     settings = RelaxSettings(fmax=args.fmax, max_steps=args.max_steps, steps_between_checks=args.steps_between_checks,
                              max_atoms_per_batch=args.max_atoms_per_batch if device.type == "cpu" else None)
     ids = [str(i) for i in range(len(structures))]
-    sync(device)
-    t0 = time.perf_counter()
-    relax(structures, ids, loaded, settings, lambda rs: results.update({r.id: r for r in rs}))
-    sync(device)
-    t_engine = time.perf_counter() - t0
+    calc = ase_calculator(loaded, str(device))
+    results = {}
+    ase_e, ase_steps = [], []
+
+    def engine():  # (a)
+        relax(structures, ids, loaded, settings, lambda rs: results.update({r.id: r for r in rs}))
+
+    def ase_loop():  # (b) per-structure ASE loop
+        ase_e.clear(), ase_steps.clear()
+        for s in structures:
+            atoms = AseAtomsAdaptor.get_atoms(s)
+            atoms.calc = calc
+            opt = FIRE(FrechetCellFilter(atoms), logfile=None)
+            opt.run(fmax=args.fmax, steps=args.max_steps)
+            ase_steps.append(opt.nsteps)
+            ase_e.append(atoms.get_potential_energy() / len(atoms))
+
+    def torchsim_optimize():  # (d) torch-sim's own runner (same FIRE flavour, cell filter and convergence test)
+        ts.optimize(system=pack(structures, device, loaded.model.dtype), model=loaded.model,
+                    optimizer=ts.Optimizer.fire, max_steps=args.max_steps,
+                    convergence_fn=ts.generate_force_convergence_fn(args.fmax, include_cell_forces=True),
+                    autobatcher=ts.InFlightAutoBatcher(loaded.model, memory_scales_with="n_atoms",
+                                                       max_memory_scaler=args.max_atoms_per_batch)
+                    if device.type == "cpu" else True,
+                    init_kwargs={"cell_filter": ts.CellFilter.frechet, "fire_flavor": "ase_fire"},
+                    fire_flavor="ase_fire")
+
+    def floor():  # (c) the engine's structure-evaluations as full batched model calls alone
+        state = pack(structures, device, loaded.model.dtype)
+        for _ in range(int(np.ceil(sum(r.steps for r in results.values()) / len(structures)))):
+            loaded.model(state)
+
+    # the runs alternate and medians are reported: this machine's timing noise is about ±10 %
+    times = {"engine": [], "ase": [], "torchsim": [], "floor": []}
+    for _ in range(args.repeats):
+        for name, fn in (("engine", engine), ("ase", ase_loop), ("torchsim", torchsim_optimize), ("floor", floor)):
+            times[name].append(timed(fn, str(device)))
+    t_engine, t_ase, t_torchsim, t_floor = (float(np.median(times[k])) for k in ("engine", "ase", "torchsim", "floor"))
     engine_steps = [results[i].steps for i in ids]
     engine_e = np.array([results[i].energy_per_atom for i in ids])
-
-    # (b) per-structure ASE loop
-    calc = ase_calculator(loaded, str(device))
-    ase_e, ase_steps = [], []
-    t0 = time.perf_counter()
-    for s in structures:
-        atoms = AseAtomsAdaptor.get_atoms(s)
-        atoms.calc = calc
-        opt = FIRE(FrechetCellFilter(atoms), logfile=None)
-        opt.run(fmax=args.fmax, steps=args.max_steps)
-        ase_steps.append(opt.nsteps)
-        ase_e.append(atoms.get_potential_energy() / len(atoms))
-    t_ase = time.perf_counter() - t0
-
-    # (d) torch-sim's own runner on the same inputs (same FIRE flavour, cell filter and convergence test)
-    import torch_sim as ts
-
-    sync(device)
-    t0 = time.perf_counter()
-    ts.optimize(system=pack(structures, device, loaded.model.dtype), model=loaded.model,
-                optimizer=ts.Optimizer.fire, max_steps=args.max_steps,
-                convergence_fn=ts.generate_force_convergence_fn(args.fmax, include_cell_forces=True),
-                autobatcher=ts.InFlightAutoBatcher(loaded.model, memory_scales_with="n_atoms",
-                                                   max_memory_scaler=args.max_atoms_per_batch)
-                if device.type == "cpu" else True,
-                init_kwargs={"cell_filter": ts.CellFilter.frechet, "fire_flavor": "ase_fire"},
-                fire_flavor="ase_fire")
-    sync(device)
-    t_torchsim = time.perf_counter() - t0
-
-    # (c) floor: the engine's structure-evaluations as full batched model calls alone
-    state = pack(structures, device, loaded.model.dtype)
     n_calls = int(np.ceil(sum(engine_steps) / len(structures)))
-    sync(device)
-    t0 = time.perf_counter()
-    for _ in range(n_calls):
-        loaded.model(state)
-    sync(device)
-    t_floor = time.perf_counter() - t0
 
     n = len(structures)
     converged = sum(results[i].converged for i in ids)
     row = {
         "n_structures": n, "atoms_min": min(n_atoms), "atoms_max": max(n_atoms), "model": loaded.name,
         "device": str(device), "dtype": str(loaded.model.dtype),
-        "engine_s": t_engine, "ase_s": t_ase, "floor_s": t_floor,
+        "repeats": args.repeats, "times_s": times, "engine_s": t_engine, "ase_s": t_ase, "floor_s": t_floor,
         "engine_structures_per_s": n / t_engine, "ase_structures_per_s": n / t_ase,
         "floor_structures_per_s": n / t_floor,
         "torchsim_optimize_s": t_torchsim, "speedup_torchsim_over_ase": t_ase / t_torchsim,
