@@ -15,9 +15,9 @@ from engine.store import ResultStore
 from .conftest import ROOT, rattled
 
 SPINE = "stages=[candidates,relax,thermo,pes]"
-# The kill test stops at thermo to keep the suite short: pes and md skip what the file holds through the same
-# store.done_ids as thermo, and md's rerun is checked in test_md.py.
-SMALL = ["stages=[candidates,relax,thermo]", "candidates.chemical_systems=[[Li,Al,F],[Li,Mg,Cl],[Li,Y,Cl],[Li,Zr,Cl]]",
+# The kill test stops after relax to keep the suite short (thermo would relax ~40 reference phases first): the later
+# stages skip what the file holds through the same store.done_ids, and md's rerun is checked in test_md.py.
+SMALL = ["stages=[candidates,relax]", "candidates.chemical_systems=[[Li,Al,F],[Li,Mg,Cl],[Li,Y,Cl],[Li,Zr,Cl]]",
          "candidates.per_system=1", "candidates.max_atoms=10", "relax.max_steps=300", "threads=1"]
 
 
@@ -124,5 +124,3 @@ def test_sigkill_mid_relaxation_then_rerun_resumes_without_redoing_work(tmp_path
     for cid, e in ref_energy.items():  # and the resumed run agrees with the uninterrupted one
         assert abs(energy[cid] - e) < 2e-3, (cid, energy[cid], e)
     assert sorted(status) == sorted(ref_status)
-    with ResultStore(killed, "r") as store, ResultStore(reference, "r") as ref:
-        assert sorted(store.ids("thermo")) == sorted(ref.ids("thermo")) == sorted(store.ids("relax", "pass"))
