@@ -4,7 +4,8 @@
 (b) ASE: for each structure, the model package's own ASE calculator, ase.optimize.FIRE on
     ase.filters.FrechetCellFilter, same fmax and step limit;
 (c) floor: the same number of structure-evaluations as (a) made, done as batched model calls alone;
-(d) torch-sim's own ``ts.optimize`` runner on the same inputs, for reference.
+(d) torch-sim's own ``ts.optimize`` runner on the same inputs, for reference;
+(e) the model's cost per atom in one batched call and in one call per structure (what batching can save).
 Prints structures/s for each, the ratios a/b and a/c, the largest final-energy difference per atom (a vs b),
 and writes benchmarks/results/relax_<device>.json.
 
@@ -101,11 +102,20 @@ def main() -> None:
     engine_e = np.array([results[i].energy_per_atom for i in ids])
     n_calls = floor_calls()
 
+    # (e) the model's own cost per atom: one call on the whole batch vs one call per structure (best of 3)
+    batch_state = pack(structures, device, loaded.model.dtype)
+    singles = [pack([s], device, loaded.model.dtype) for s in structures]
+    ms_per_atom_batched = 1e3 * min(timed(lambda: loaded.model(batch_state), str(device))
+                                    for _ in range(3)) / sum(n_atoms)
+    ms_per_atom_alone = 1e3 * min(timed(lambda: [loaded.model(st) for st in singles], str(device))
+                                  for _ in range(3)) / sum(n_atoms)
+
     n = len(structures)
     converged = sum(results[i].converged for i in ids)
     row = {
         "n_structures": n, "atoms_min": min(n_atoms), "atoms_max": max(n_atoms), "model": loaded.name,
         "device": str(device), "dtype": str(loaded.model.dtype),
+        "model_ms_per_atom_batched": ms_per_atom_batched, "model_ms_per_atom_alone": ms_per_atom_alone,
         "repeats": args.repeats, "times_s": times, "engine_s": t_engine, "ase_s": t_ase, "floor_s": t_floor,
         "engine_structures_per_s": n / t_engine, "ase_structures_per_s": n / t_ase,
         "floor_structures_per_s": n / t_floor,
@@ -126,6 +136,8 @@ def main() -> None:
           f"(overhead over floor {100 * (t_engine / t_floor - 1):.0f} %)")
     print(f"converged: engine {converged}/{n}, ASE {row['ase_converged']}/{n}; "
           f"max |dE| engine vs ASE {row['max_abs_dE_per_atom_eV']:.2e} eV/atom")
+    print(f"model alone: {ms_per_atom_batched:.1f} ms/atom in one batch, {ms_per_atom_alone:.1f} ms/atom one structure "
+          "per call")
     print("wrote", write_json(f"relax_{device.type}", row))
 
 
