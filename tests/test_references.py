@@ -4,7 +4,7 @@ import importlib.util
 
 import pytest
 from omegaconf import OmegaConf
-from pymatgen.core import Composition
+from pymatgen.core import Composition, Lattice, Structure
 
 from engine.builtin_phases import BUILTIN
 from engine.references import (
@@ -119,3 +119,27 @@ def test_builtin_phases_cover_the_default_systems_and_are_sane():
     # building twice gives the same structures (the electrostatic ordering is seeded)
     again = {p.id: structure_key(p.structure) for p in BuiltinReferences().phases({"Li", "Y", "Cl"})}
     assert again == {p.id: structure_key(p.structure) for p in everything if p.id in again}
+
+
+def test_references_relax_in_the_primitive_cell_to_the_conventional_cells_energy(tmp_path):
+    """Rock-salt LiF given in its 8-atom conventional cell is relaxed in its 2-atom primitive cell, to the energy
+    per atom the conventional cell relaxes to."""
+    import torch
+
+    from engine.models import load_model
+    from engine.references import ReferencePhase, relax_references
+    from engine.relax import RelaxSettings, relax
+
+    from .conftest import ROOT
+
+    torch.set_num_threads(2)
+    loaded = load_model(OmegaConf.load(ROOT / "conf/model/sevennet_0.yaml"), torch.device("cpu"))
+    lif = Structure.from_spacegroup("Fm-3m", Lattice.cubic(4.15), ["Li", "F"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    settings = RelaxSettings(fmax=0.01, max_steps=300)
+    ref = relax_references([ReferencePhase("lif", lif, "test")], loaded, settings, tmp_path)["lif"]
+    conventional = []
+    relax([lif], ["lif"], loaded, settings, conventional.extend)
+    assert len(lif) == 8 and ref.status == "pass" and len(ref.structure) == 2
+    assert ref.energy / 2 == pytest.approx(conventional[0].energy_per_atom, abs=2e-4)
+    # the energy is flat near the minimum: fmax 0.01 eV/Å leaves the volumes within about 1 %
+    assert ref.structure.volume * 4 == pytest.approx(conventional[0].structure.volume, rel=1e-2)
