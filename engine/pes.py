@@ -7,7 +7,9 @@ Two frozen-host grids per candidate (the relaxed structure, never moved again):
 * ``framework`` — every Li removed, one Li at each grid point; descriptor the percolation (migration) barrier
   for 1D, 2D and 3D percolation (``kernels/percolation.py``); seed model MACE-MPA-0.
 
-A candidate passes when Ξ > ``xi_min`` OR the barrier of the chosen dimensionality < ``barrier_max`` [eV].
+A candidate passes when Ξ > ``xi_min`` OR the barrier of the chosen dimensionality < ``barrier_max`` [eV]. With
+``short_circuit`` the grids are computed in the order of ``approaches`` and a candidate's later grids are skipped
+once one passes (the built-in run: the framework grid first, the cheaper one since its host has no Li).
 
 Every probe is one system of a batched torch-sim ``SimState``: the frozen host copied once per probe plus one Li.
 All probes of all candidates of a chunk are cut into batches of at most ``max_atoms_per_batch`` atoms, so small
@@ -57,6 +59,8 @@ class PesSettings:
     max_atoms_per_batch: int = 100  # CPU: about 100 (bigger batches run slower per probe); GPU: 10^4 and up
     candidates_per_chunk: int = 8  # candidates whose probes share batches; results are written per chunk
     save_grids: bool = False  # write the full energy grids to pes/grids/<approach>/<id>
+    short_circuit: bool = False  # grids in the order of ``approaches``; once one passes, the candidate's later ones
+    #                              are skipped (the verdict is an OR), their columns stay NaN and the reason says so
     interstitial_model: object = None  # null: the run's model; a name in conf/model/; or a model config
     framework_model: object = None
 
@@ -238,11 +242,28 @@ COLUMNS = ("xi", "fv_connected", "fv_disconnected", "insertion_energy", "barrier
            "framework_evaluated", "framework_symops", "xi_pass", "barrier_pass")
 
 
+def approach_descriptors(job: ProbeJob, settings: PesSettings) -> tuple[dict, bool, str]:
+    """(columns, passed, why it failed) of one evaluated grid: Ξ of the interstitial grid or the percolation
+    barriers of the framework grid."""
+    grid = job.energy_map()
+    if job.approach == "interstitial":
+        xi = xi_descriptor(grid, settings.xi_level, connectivity=settings.connectivity)
+        passed = bool(xi.xi > settings.xi_min)
+        out = dict(xi=xi.xi, fv_connected=xi.fv_connected, fv_disconnected=xi.fv_disconnected,
+                   insertion_energy=float(np.min(grid)), xi_pass=passed)
+        return out, passed, "" if passed else f"Ξ {xi.xi:.2f} <= {settings.xi_min}"
+    b = percolation_barriers(grid, settings.connectivity)
+    d = settings.barrier_dimension
+    passed = bool(b[d - 1] < settings.barrier_max)
+    out = dict(barrier_1d=b[0], barrier_2d=b[1], barrier_3d=b[2], barrier_pass=passed)
+    return out, passed, "" if passed else f"E_mig({d}D) {b[d - 1]:.2f} >= {settings.barrier_max} eV"
+
+
 def describe(jobs: dict[str, ProbeJob], settings: PesSettings) -> tuple[str, str, dict]:
-    """(status, reason, columns) of one candidate from its evaluated grids."""
+    """(status, reason, columns) of one candidate from its evaluated grids; an approach of ``settings`` without a
+    grid here was skipped by ``short_circuit`` and is said in the reason."""
     out: dict = {}
-    errors, fails = [], []
-    passed = False
+    errors, fails, passes = [], [], []
     for approach, job in jobs.items():
         if job.grid is not None:
             out[f"{approach}_points"] = job.grid.n_points
@@ -251,28 +272,39 @@ def describe(jobs: dict[str, ProbeJob], settings: PesSettings) -> tuple[str, str
         if job.error:
             errors.append(job.error)
             continue
-        grid = job.energy_map()
-        if approach == "interstitial":
-            xi = xi_descriptor(grid, settings.xi_level, connectivity=settings.connectivity)
-            out.update(xi=xi.xi, fv_connected=xi.fv_connected, fv_disconnected=xi.fv_disconnected,
-                       insertion_energy=float(np.min(grid)))
-            out["xi_pass"] = bool(xi.xi > settings.xi_min)
-            passed |= out["xi_pass"]
-            if not out["xi_pass"]:
-                fails.append(f"Ξ {xi.xi:.2f} <= {settings.xi_min}")
-        else:
-            b = percolation_barriers(grid, settings.connectivity)
-            out.update(barrier_1d=b[0], barrier_2d=b[1], barrier_3d=b[2])
-            d = settings.barrier_dimension
-            out["barrier_pass"] = bool(b[d - 1] < settings.barrier_max)
-            passed |= out["barrier_pass"]
-            if not out["barrier_pass"]:
-                fails.append(f"E_mig({d}D) {b[d - 1]:.2f} >= {settings.barrier_max} eV")
-    if passed:  # OR: one descriptor suffices; a failed grid of the other is still said
-        return "pass", "; ".join(errors), out
+        columns, passed, why = approach_descriptors(job, settings)
+        out.update(columns)
+        (passes if passed else fails).append(approach if passed else why)
+    skipped = [a for a in settings.approaches if a not in jobs]
+    if passes:  # OR: one descriptor suffices; a failed grid of the other is still said
+        notes = [*errors] + ([f"{' and '.join(skipped)} not computed: {passes[0]} passed (pes.short_circuit)"]
+                             if skipped else [])
+        return "pass", "; ".join(notes), out
     if errors:
         return "error", "; ".join(errors), out
     return "fail", "no Li transport: " + " and ".join(fails), out
+
+
+def evaluate_candidates(structures: dict[str, Structure], settings: PesSettings, models: dict[str, LoadedModel],
+                        energy_models: dict[str, tuple] | None = None) -> dict[str, dict[str, ProbeJob]]:
+    """{id: {approach: evaluated ProbeJob}} of the candidates' grids, approach after approach (all candidates'
+    probes of one approach share batches); with ``short_circuit`` a candidate that a grid passed gets no later
+    grid. ``models`` and ``energy_models`` are per approach."""
+    jobs: dict[str, dict[str, ProbeJob]] = {cid: {} for cid in structures}
+    decided: set[str] = set()
+    for approach in settings.approaches:
+        group = [c for c in structures if c not in decided]
+        for cid in group:
+            try:
+                jobs[cid][approach] = make_job(cid, structures[cid], approach, settings)
+            except Exception as exc:  # noqa: BLE001 - e.g. spglib on a degenerate cell
+                jobs[cid][approach] = ProbeJob(cid, approach, structures[cid], None,
+                                               error=f"{approach}: grid: {short_error(exc)}")
+        evaluate_jobs([jobs[c][approach] for c in group], models[approach], settings.max_atoms_per_batch,
+                      energy_model=(energy_models or {}).get(approach))
+        if settings.short_circuit:
+            decided |= {c for c in group if _passes(jobs[c][approach], settings)}
+    return jobs
 
 
 def run_stage(run) -> None:
@@ -298,20 +330,18 @@ def run_stage(run) -> None:
     with run.progress("pes", len(todo)) as bar:
         for start in range(0, len(todo), settings.candidates_per_chunk):
             chunk = todo[start:start + settings.candidates_per_chunk]
-            jobs: dict[str, dict[str, ProbeJob]] = {}
-            for cid in chunk:
-                jobs[cid] = {}
-                for approach in settings.approaches:
-                    try:
-                        jobs[cid][approach] = make_job(cid, structures[cid], approach, settings)
-                    except Exception as exc:  # noqa: BLE001 - e.g. spglib on a degenerate cell
-                        jobs[cid][approach] = ProbeJob(cid, approach, structures[cid], None,
-                                                       error=f"{approach}: grid: {short_error(exc)}")
-            for approach in settings.approaches:
-                evaluate_jobs([jobs[c][approach] for c in chunk], models[approach], settings.max_atoms_per_batch,
-                              energy_model=energy_models[approach])
+            jobs = evaluate_candidates({c: structures[c] for c in chunk}, settings, models, energy_models)
             _write(store, chunk, jobs, settings)
             bar.update(len(chunk))
+
+
+def _passes(job: ProbeJob, settings: PesSettings) -> bool:
+    if job.error:
+        return False
+    try:
+        return approach_descriptors(job, settings)[1]
+    except Exception:  # noqa: BLE001 - describe() records the failure when the row is written
+        return False
 
 
 def _write(store, chunk: Sequence[str], jobs: dict[str, dict[str, ProbeJob]], settings: PesSettings) -> None:

@@ -2,6 +2,7 @@
 symmetry-reduced vs full grids of a relaxed structure with SevenNet-0."""
 
 import itertools
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from pymatgen.core import Lattice, Structure
 
 from engine.builtin_phases import BUILTIN
 from engine.models import load_model
-from engine.pes import PesSettings, ProbeJob, describe, evaluate_jobs, make_job
+from engine.pes import PesSettings, ProbeJob, describe, evaluate_candidates, evaluate_jobs, make_job
 from engine.relax import RelaxSettings, relax
 from kernels.grid import probe_grid
 from kernels.percolation import half_offsets, percolation_barriers
@@ -233,3 +234,23 @@ def test_model_without_an_element_or_failing_is_recorded(sevennet):
     assert all(j.error == "interstitial: model failed: RuntimeError: boom" for j in jobs)
     status, reason, _ = describe({"interstitial": jobs[0]}, PesSettings())
     assert status == "error" and "boom" in reason
+
+
+def test_short_circuit_skips_the_later_grid_once_one_passes(sevennet, relaxed_lif):
+    models = {"framework": sevennet, "interstitial": sevennet}
+    passing = PesSettings(spacing=0.45, approaches=["framework", "interstitial"], short_circuit=True,
+                          barrier_max=100.0)  # every framework grid passes
+    jobs = evaluate_candidates({"a": relaxed_lif, "b": relaxed_lif}, passing, models)
+    assert all(list(j) == ["framework"] for j in jobs.values())
+    status, reason, out = describe(jobs["a"], passing)
+    assert status == "pass" and out["barrier_pass"] and "xi" not in out
+    assert reason == "interstitial not computed: framework passed (pes.short_circuit)"
+
+    failing = replace(passing, barrier_max=-1.0)  # no framework grid passes: the interstitial grid is computed
+    jobs = evaluate_candidates({"a": relaxed_lif}, failing, models)
+    assert list(jobs["a"]) == ["framework", "interstitial"]
+    status, reason, out = describe(jobs["a"], failing)
+    assert np.isfinite(out["xi"]) and "interstitial" not in reason
+    # without short_circuit both grids are computed whatever the first gives
+    both = evaluate_candidates({"a": relaxed_lif}, replace(passing, short_circuit=False), models)
+    assert list(both["a"]) == ["framework", "interstitial"]

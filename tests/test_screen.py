@@ -81,11 +81,17 @@ def test_bad_inputs_are_recorded_and_the_rest_relaxed(tmp_path):
         passed = set(store.ids("thermo", status="pass"))
         assert passed and set(store.ids("pes")) == passed
         for i, cid in enumerate(store.ids("pes")):
-            row = {k: store.column("pes", k)[i] for k in ("status", "xi", "barrier_1d", "barrier_3d",
+            row = {k: store.column("pes", k)[i] for k in ("status", "reason", "xi", "barrier_1d", "barrier_3d",
+                                                            "barrier_pass", "framework_points", "framework_evaluated",
                                                             "interstitial_points", "interstitial_evaluated")}
-            assert row["status"] in ("pass", "fail") and 0.0 <= row["xi"] <= 1.0, (cid, row)
+            assert row["status"] in ("pass", "fail"), (cid, row)
             assert 0.0 <= row["barrier_1d"] <= row["barrier_3d"] < np.inf, (cid, row)
-            assert 0 < row["interstitial_evaluated"] < row["interstitial_points"]  # points near atoms excluded
+            assert 0 < row["framework_evaluated"] < row["framework_points"]  # points near atoms excluded
+            if row["barrier_pass"]:  # pes=quick: the framework grid comes first and decides alone
+                assert np.isnan(row["xi"]) and row["interstitial_points"] == 0, (cid, row)
+                assert row["reason"] == "interstitial not computed: framework passed (pes.short_circuit)"
+            else:
+                assert 0.0 <= row["xi"] <= 1.0 and 0 < row["interstitial_evaluated"] < row["interstitial_points"]
     assert "Li-transport criteria (probe grids)" in stdout
 
 
