@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from pymatgen.core import Structure
 
-from engine.models import ModelUnavailableError, sha256_of
+from engine.models import ModelUnavailableError, load_matgl, sha256_of
 from engine.structures import short_error
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,6 @@ class MegnetBandGap:
     """
 
     def __init__(self, source: str, fidelity: int = 0, device: str | torch.device = "cpu", batch_size: int = 256):
-        import matgl
         from matgl.data.transformer import Normalizer
         from matgl.ext.pymatgen import Structure2Graph
 
@@ -54,11 +53,7 @@ class MegnetBandGap:
                "model.pt, state.pt and model.json (matgl.load_model(NAME) downloads them when online).")
         if Path(source).is_absolute() and not Path(source).is_dir():
             raise ModelUnavailableError(f"band-gap model folder {source} does not exist. {how}")
-        try:
-            self.model = matgl.load_model(source)
-        except Exception as exc:
-            raise ModelUnavailableError(f"band-gap model {source!r} could not be loaded ({type(exc).__name__}). "
-                                        f"{how}") from exc
+        self.model = load_matgl(source, "band-gap model", how)
         self.device = torch.device(device)
         self.model = self.model.to(self.device).eval()
         inner = self.model.model

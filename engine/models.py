@@ -20,6 +20,7 @@ import contextlib
 import copy
 import hashlib
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,33 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 class ModelUnavailableError(RuntimeError):
     """A model's weights cannot be found or loaded; the message says how to get them."""
+
+
+def hub_reachable(host: str = "huggingface.co", timeout_s: float = 3.0) -> bool:
+    """Whether the model hub can be reached: not with ``HF_HUB_OFFLINE=1``, nor when a direct connection fails
+    within ``timeout_s`` (behind an HTTPS proxy the hub client is trusted to find its way)."""
+    if os.environ.get("HF_HUB_OFFLINE") == "1":
+        return False
+    if os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy"):
+        return True
+    try:
+        socket.create_connection((host, 443), timeout=timeout_s).close()
+    except OSError:
+        return False
+    return True
+
+
+def load_matgl(source: str, what: str, how: str):
+    """``matgl.load_model(source)`` (a folder, or a name matgl downloads); ``what`` and ``how`` word the error. A
+    name with the hub out of reach fails at once: matgl's hub client would retry for about 45 s first."""
+    import matgl
+
+    if not Path(source).is_dir() and not hub_reachable():
+        raise ModelUnavailableError(f"{what} {source!r} is no local folder and the model hub is out of reach. {how}")
+    try:
+        return matgl.load_model(source)
+    except Exception as exc:  # matgl raises assorted errors when offline
+        raise ModelUnavailableError(f"{what} {source!r} could not be loaded ({type(exc).__name__}). {how}") from exc
 
 
 @dataclass
@@ -199,17 +227,12 @@ def _load_chgnet(cfg, device, dtype) -> LoadedModel:
 
 
 def _load_matgl(cfg, device, dtype) -> LoadedModel:
-    import matgl
-
     source = str(cfg.get("path") or cfg.name)
     how = ("Offline, give a local folder: model.path=/path/to/<NAME>/ holding model.pt, state.pt and model.json "
            "(the files of matgl's pretrained_models/<NAME>, which matgl.load_model(NAME) downloads when online).")
     if cfg.get("path") and not Path(source).is_dir():
         raise ModelUnavailableError(f"matgl model folder {source} does not exist. {how}")
-    try:
-        potential = matgl.load_model(source)
-    except Exception as exc:  # matgl raises assorted errors when offline
-        raise ModelUnavailableError(f"matgl model {source!r} could not be loaded ({type(exc).__name__}). {how}") from exc
+    potential = load_matgl(source, "matgl model", how)
     symbols = potential.model.element_types
     checksum = sha256_of(source) if Path(source).exists() else ""
     return LoadedModel(MatGLModel(potential, device, dtype), Path(str(cfg.name)).name, "matgl",

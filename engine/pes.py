@@ -249,13 +249,13 @@ def approach_descriptors(job: ProbeJob, settings: PesSettings) -> tuple[dict, bo
     if job.approach == "interstitial":
         xi = xi_descriptor(grid, settings.xi_level, connectivity=settings.connectivity)
         passed = bool(xi.xi > settings.xi_min)
-        out = dict(xi=xi.xi, fv_connected=xi.fv_connected, fv_disconnected=xi.fv_disconnected,
-                   insertion_energy=float(np.min(grid)), xi_pass=passed)
+        out = {"xi": xi.xi, "fv_connected": xi.fv_connected, "fv_disconnected": xi.fv_disconnected,
+               "insertion_energy": float(np.min(grid)), "xi_pass": passed}
         return out, passed, "" if passed else f"Ξ {xi.xi:.2f} <= {settings.xi_min}"
     b = percolation_barriers(grid, settings.connectivity)
     d = settings.barrier_dimension
     passed = bool(b[d - 1] < settings.barrier_max)
-    out = dict(barrier_1d=b[0], barrier_2d=b[1], barrier_3d=b[2], barrier_pass=passed)
+    out = {"barrier_1d": b[0], "barrier_2d": b[1], "barrier_3d": b[2], "barrier_pass": passed}
     return out, passed, "" if passed else f"E_mig({d}D) {b[d - 1]:.2f} >= {settings.barrier_max} eV"
 
 
@@ -378,7 +378,10 @@ def pes_counts(store, settings: PesSettings) -> list[tuple[str, int]]:
         return []
     status = store.column("pes", "status")
     d = settings.barrier_dimension
+    n_xi = int((~np.isnan(store.column("pes", "xi"))).sum())  # with short_circuit not every grid is computed
+    n_mig = int((~np.isnan(store.column("pes", f"barrier_{d}d"))).sum())  # inf: computed, never percolates
     return [("evaluated", len(status)),
-            (f"Ξ > {settings.xi_min} (interstitial)", int(store.column("pes", "xi_pass").sum())),
-            (f"E_mig({d}D) < {settings.barrier_max} eV (framework)", int(store.column("pes", "barrier_pass").sum())),
+            (f"Ξ > {settings.xi_min} (interstitial; {n_xi} computed)", int(store.column("pes", "xi_pass").sum())),
+            (f"E_mig({d}D) < {settings.barrier_max} eV (framework; {n_mig} computed)",
+             int(store.column("pes", "barrier_pass").sum())),
             ("either (OR)", int((status == "pass").sum()))]

@@ -59,3 +59,28 @@ def test_one_bad_structure_does_not_take_its_batch_with_it():
 def test_missing_weights_say_how_to_get_them(tmp_path):
     with pytest.raises(ModelUnavailableError, match="bandgap.path="):
         MegnetBandGap(str(tmp_path / "nowhere"))
+
+
+def test_a_model_name_with_the_hub_out_of_reach_fails_at_once(monkeypatch):
+    """Without HF_HUB_OFFLINE and without a network, a by-name load stops at once (matgl's hub client would retry
+    for about 45 s) with the message that says how to give the weights offline."""
+    import matgl
+
+    from engine import models
+
+    for var in ("HF_HUB_OFFLINE", "HTTPS_PROXY", "https_proxy"):
+        monkeypatch.delenv(var, raising=False)
+
+    def no_network(*args, **kwargs):
+        raise OSError("Name or service not known")
+
+    def hub_asked(*args, **kwargs):
+        raise AssertionError("the hub was asked")
+
+    monkeypatch.setattr(models.socket, "create_connection", no_network)
+    monkeypatch.setattr(matgl, "load_model", hub_asked)
+    assert not models.hub_reachable()
+    with pytest.raises(ModelUnavailableError, match="out of reach.*bandgap.path="):
+        MegnetBandGap("MEGNet-MP-2019.4.1-BandGap-mfi")
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy:3128")  # behind a proxy the hub client is left to try
+    assert models.hub_reachable()

@@ -12,7 +12,14 @@ from pymatgen.core import Lattice, Structure
 
 from engine.builtin_phases import BUILTIN
 from engine.models import load_model
-from engine.pes import PesSettings, ProbeJob, describe, evaluate_candidates, evaluate_jobs, make_job
+from engine.pes import (
+    PesSettings,
+    ProbeJob,
+    describe,
+    evaluate_candidates,
+    evaluate_jobs,
+    make_job,
+)
 from engine.relax import RelaxSettings, relax
 from kernels.grid import probe_grid
 from kernels.percolation import half_offsets, percolation_barriers
