@@ -113,21 +113,21 @@ def thermo_table(store: ResultStore, cfg: DictConfig) -> str:
     if "electrolyte" in attrs:
         lines.append(f"  {attrs['electrolyte']} window: {attrs['electrolyte_e_red_V']:.2f} - "
                      f"{attrs['electrolyte_e_ox_V']:.2f} V vs Li/Li+")
-    lines += [f"  {name:<40}{n:>6}" for name, n in thermo.criteria_counts(store, criteria)]
+    lines += [f"  {name:<48}{n:>6}" for name, n in thermo.criteria_counts(store, criteria)]
     return "\n".join(lines)
 
 
 def pes_table(store: ResultStore, cfg: DictConfig) -> str:
     settings = pes.PesSettings.from_config(cfg.pes)
     lines = ["\nLi-transport criteria (probe grids)"]
-    lines += [f"  {name:<40}{n:>6}" for name, n in pes.pes_counts(store, settings)]
+    lines += [f"  {name:<48}{n:>6}" for name, n in pes.pes_counts(store, settings)]
     return "\n".join(lines)
 
 
 def md_table(store: ResultStore, cfg: DictConfig) -> str:
     settings = md.MdSettings.from_config(cfg.md)
     lines = ["\nMD criteria (multi-replica NVT)"]
-    lines += [f"  {name:<40}{n:>6}" for name, n in md.md_counts(store, settings)]
+    lines += [f"  {name:<48}{n:>6}" for name, n in md.md_counts(store, settings)]
     return "\n".join(lines)
 
 
