@@ -95,6 +95,25 @@ def test_candidate_without_references_is_marked(li_co_o_entries):
     assert status == "error" and "no reference" in reason and "Ca I" in reason and "e_hull" not in cols
 
 
+def test_a_candidate_far_below_the_reference_hull_is_flagged(li_co_o_entries):
+    """0.3 eV/atom below MP's Li-Co-O hull is more likely a phase missing from the references than a discovery:
+    the reason says so (0.05 eV/atom below is left alone)."""
+    hulls = thermo.Hulls(li_co_o_entries)
+    comp = Composition("LiCoO2")
+    hull = hulls[LI_CO_O].get_hull_energy_per_atom(comp) * comp.num_atoms
+    reasons = {}
+    for below in (0.3, 0.05):
+        cand = ComputedEntry(comp, hull - below * comp.num_atoms, entry_id="c")
+        _, _, reasons[below], cols = thermo.evaluate_candidate(
+            cid="c", entry=cand, rejected=None, hulls=hulls, criteria=thermo.CoatingCriteria(),
+            electrolyte=(Composition("Li10GeP2S12"), None, (np.nan, np.nan), "no LGPS"),
+            cathode=(comp, li_co_o_entries[0], ""), source_name="file")
+        assert cols["e_hull"] == pytest.approx(-below)
+    assert reasons[0.3] == "no LGPS; E_hull -0.300 eV/atom: far below the reference hull; the references of Co-Li-O " \
+                           "may miss phases (file)"
+    assert reasons[0.05] == "no LGPS"
+
+
 def test_classify_follows_the_seed_criteria():
     c = thermo.CoatingCriteria()
     lgps = (1.7, 2.1)
