@@ -275,7 +275,7 @@ def describe(jobs: dict[str, ProbeJob], settings: PesSettings) -> tuple[str, str
         columns, passed, why = approach_descriptors(job, settings)
         out.update(columns)
         (passes if passed else fails).append(approach if passed else why)
-    skipped = [a for a in settings.approaches if a not in jobs]
+    skipped = [a for a in settings.approaches if a not in jobs] if settings.short_circuit else []
     if passes:  # OR: one descriptor suffices; a failed grid of the other is still said
         notes = [*errors] + ([f"{' and '.join(skipped)} not computed: {passes[0]} passed (pes.short_circuit)"]
                              if skipped else [])
