@@ -83,6 +83,14 @@ class ProbeJob:
     error: str = ""
     n_nonfinite: int = 0
     _probe_cart: np.ndarray = field(default=None, repr=False)
+    _descriptors: tuple | None = field(default=None, repr=False)  # (settings, approach_descriptors' answer)
+
+    def descriptors(self, settings: PesSettings) -> tuple[dict, bool, str]:
+        """:func:`approach_descriptors` of this grid, computed once per settings (short_circuit asks for the
+        verdict before the row is written)."""
+        if self._descriptors is None or self._descriptors[0] != settings:
+            self._descriptors = (settings, approach_descriptors(self, settings))
+        return self._descriptors[1]
 
     @property
     def probe_cart(self) -> np.ndarray:
@@ -272,7 +280,7 @@ def describe(jobs: dict[str, ProbeJob], settings: PesSettings) -> tuple[str, str
         if job.error:
             errors.append(job.error)
             continue
-        columns, passed, why = approach_descriptors(job, settings)
+        columns, passed, why = job.descriptors(settings)
         out.update(columns)
         (passes if passed else fails).append(approach if passed else why)
     skipped = [a for a in settings.approaches if a not in jobs] if settings.short_circuit else []
@@ -339,7 +347,7 @@ def _passes(job: ProbeJob, settings: PesSettings) -> bool:
     if job.error:
         return False
     try:
-        return approach_descriptors(job, settings)[1]
+        return job.descriptors(settings)[1]
     except Exception:  # noqa: BLE001 - describe() records the failure when the row is written
         return False
 

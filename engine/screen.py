@@ -106,6 +106,11 @@ def summary_table(store: ResultStore, stages, timings: dict[str, float]) -> str:
     return "\n".join(lines)
 
 
+def count_lines(counts: list[tuple[str, int]]) -> list[str]:
+    """One aligned line per (criterion, candidates passing it)."""
+    return [f"  {name:<48}{n:>6}" for name, n in counts]
+
+
 def thermo_table(store: ResultStore, cfg: DictConfig) -> str:
     criteria = thermo.CoatingCriteria(**cfg.criteria)
     attrs = store.h5["thermo"].attrs if "thermo" in store.h5 else {}
@@ -113,21 +118,21 @@ def thermo_table(store: ResultStore, cfg: DictConfig) -> str:
     if "electrolyte" in attrs:
         lines.append(f"  {attrs['electrolyte']} window: {attrs['electrolyte_e_red_V']:.2f} - "
                      f"{attrs['electrolyte_e_ox_V']:.2f} V vs Li/Li+")
-    lines += [f"  {name:<48}{n:>6}" for name, n in thermo.criteria_counts(store, criteria)]
+    lines += count_lines(thermo.criteria_counts(store, criteria))
     return "\n".join(lines)
 
 
 def pes_table(store: ResultStore, cfg: DictConfig) -> str:
     settings = pes.PesSettings.from_config(cfg.pes)
     lines = ["\nLi-transport criteria (probe grids)"]
-    lines += [f"  {name:<48}{n:>6}" for name, n in pes.pes_counts(store, settings)]
+    lines += count_lines(pes.pes_counts(store, settings))
     return "\n".join(lines)
 
 
 def md_table(store: ResultStore, cfg: DictConfig) -> str:
     settings = md.MdSettings.from_config(cfg.md)
     lines = ["\nMD criteria (multi-replica NVT)"]
-    lines += [f"  {name:<48}{n:>6}" for name, n in md.md_counts(store, settings)]
+    lines += count_lines(md.md_counts(store, settings))
     return "\n".join(lines)
 
 
