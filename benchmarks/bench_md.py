@@ -3,7 +3,7 @@
 Replicas: small Li compounds (rock-salt LiBr and LiCl, anti-fluorite Li2O; conventional cells, rattled, or with
 ``--supercell`` the protocol's ≥100-atom, ≥10 Å supercells) at 500 K and 1000 K. Each replica runs ``--therm``
 Berendsen steps then ``--prod`` Nosé–Hoover-chain steps at 1 fs, positions sampled every ``--sample`` steps:
-(a) engine: ``engine.md.run_replicas`` — all replicas as systems of batched states of at most ``--max-atoms``
+(a) engine: ``engine.md_replicas.run_replicas`` — all replicas as systems of batched states of at most ``--max-atoms``
     atoms, per-system temperatures and thermostats, frames streamed to an HDF5 file;
 (b) ASE loop: for each replica an ``Atoms`` with the package's own calculator, ``NVTBerendsen`` then
     ``NoseHooverChainNVT``, positions appended to a list at the same interval;
@@ -19,7 +19,6 @@ import argparse
 import tempfile
 from pathlib import Path
 
-import h5py
 import numpy as np
 import torch
 from ase import units
@@ -29,8 +28,12 @@ from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
 from common import ase_calculator, model_config, timed, write_json
 from pymatgen.core import Lattice, Structure
 
-from engine.md import MdSettings, Replica, TrajectorySink, md_supercell, run_replicas
+from engine.md_protocol import MdSettings
+from engine.md_replicas import Replica, run_replicas
+from engine.md_supercell import md_supercell
+from engine.md_trajectories import TrajectorySink
 from engine.models import load_model
+from engine.store import ResultStore
 from engine.structures import pack
 
 
@@ -86,8 +89,8 @@ def main() -> None:
         finished.clear()
         for r in replicas:
             r.error, r.temperatures = "", []
-        with tempfile.TemporaryDirectory() as tmp, h5py.File(Path(tmp) / "bench.h5", "w") as h5:
-            sink = TrajectorySink(h5, settings.frame_interval_ps, settings.frames_per_flush)
+        with tempfile.TemporaryDirectory() as tmp, ResultStore(Path(tmp) / "bench.h5", "w") as store:
+            sink = TrajectorySink(store, settings.frame_interval_ps, settings.frames_per_flush)
             run_replicas(replicas, model, settings, sink, finished.extend)
 
     # (c) the floor: model calls on the batches the engine forms (greedy packing by atoms, as BinningAutoBatcher)

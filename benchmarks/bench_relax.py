@@ -25,8 +25,8 @@ from ase.optimize import FIRE
 from common import ase_calculator, mixed_size_structures, model_config, timed, write_json
 from pymatgen.io.ase import AseAtomsAdaptor
 
+from engine.fire import RelaxSettings, relax
 from engine.models import load_model
-from engine.relax import RelaxSettings, relax
 from engine.structures import pack
 
 

@@ -3,7 +3,7 @@
 References: Materials Project entries of Li–Co–Ni–O (../shared/refdata, or --entries FILE). Candidates: N copies
 of those entries, spread over the M chemical systems that contain Li, with their energies raised by 0–0.15 eV/atom
 (so some pass the E_hull cut and get a window).
-(a) engine: ``engine.thermo.Hulls`` builds each chemical system's PhaseDiagram once; E_hull of every candidate and
+(a) engine: ``engine.hulls.Hulls`` builds each chemical system's PhaseDiagram once; E_hull of every candidate and
     the Li window of those with E_hull < 0.2 eV/atom;
 (b) loop: the same numbers with a PhaseDiagram built for each candidate from the entries of its system — what a
     per-structure script does.
@@ -23,8 +23,8 @@ from common import ROOT, write_json
 from pymatgen.analysis.phase_diagram import PhaseDiagram
 from pymatgen.entries.computed_entries import ComputedEntry
 
-from engine import thermo
-from engine.references import read_entries
+from engine import criteria, hulls
+from engine.reference_sources import read_entries
 
 
 def main() -> None:
@@ -36,29 +36,29 @@ def main() -> None:
 
     refs = read_entries(args.entries)
     rng = np.random.default_rng(args.seed)
-    pool = [e for e in refs if "Li" in thermo.chemsys(e.composition) and len(e.composition.elements) > 1]
+    pool = [e for e in refs if "Li" in hulls.chemsys(e.composition) and len(e.composition.elements) > 1]
     picks = rng.choice(len(pool), args.n)
     candidates = [ComputedEntry(pool[i].composition, pool[i].energy + rng.uniform(0, 0.15) * pool[i].composition.num_atoms,
                                 entry_id=f"cand-{k}") for k, i in enumerate(picks)]
-    systems = {thermo.chemsys(c.composition) for c in candidates}
-    cut = thermo.CoatingCriteria().e_hull_max
+    systems = {hulls.chemsys(c.composition) for c in candidates}
+    cut = criteria.CoatingCriteria().e_hull_max
 
     def evaluate(pd_for) -> list[tuple]:
         out = []
         for c in candidates:
-            pd = pd_for(thermo.chemsys(c.composition))
-            e_hull, _ = thermo.e_above_hull(pd, c)
-            window = thermo.window_of(c, pd) if e_hull < cut else (np.nan, np.nan)
+            pd = pd_for(hulls.chemsys(c.composition))
+            e_hull, _ = hulls.e_above_hull(pd, c)
+            window = hulls.window_of(c, pd) if e_hull < cut else (np.nan, np.nan)
             out.append((e_hull, *window))
         return out
 
     t0 = time.perf_counter()
-    hulls = thermo.Hulls(refs)
-    engine = evaluate(lambda s: hulls[s])
+    shared = hulls.Hulls(refs)
+    engine = evaluate(lambda s: shared[s])
     t_engine = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    loop = evaluate(lambda s: PhaseDiagram([e for e in refs if thermo.chemsys(e.composition) <= s]))
+    loop = evaluate(lambda s: PhaseDiagram([e for e in refs if hulls.chemsys(e.composition) <= s]))
     t_loop = time.perf_counter() - t0
 
     diff = np.nanmax(np.abs(np.array(engine) - np.array(loop)))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -23,11 +24,31 @@ import numpy as np
 import torch
 from pymatgen.core import Structure
 
-from engine.models import ModelUnavailableError, load_matgl, sha256_of
+from engine.models import ModelUnavailableError, sha256_of
+from engine.models.matgl import load_matgl
+from engine.rows import NAN, Row, Status
 from engine.structures import short_error
 
 log = logging.getLogger(__name__)
 NOT_EVALUATED = "E_g not evaluated"
+
+
+@dataclass
+class BandGapSettings:
+    """The band-gap filter (``conf/bandgap/``); reference pipeline: E_g > 0.5 eV."""
+    predictor: str = "megnet"  # megnet | package.module:factory (called as factory(cfg, device))
+    model: str = "MEGNet-MP-2019.4.1-BandGap-mfi"  # a name matgl downloads when online ...
+    path: str | None = None  # ... or, offline, a local copy of that model folder
+    fidelity: int = 0  # 0 PBE, 1 GLLB-SC, 2 HSE, 3 SCAN
+    threshold: float = 0.5  # eV; pass when E_g > threshold
+    required: bool = False  # false: without weights every candidate passes, marked "E_g not evaluated"
+    batch_size: int = 256  # structures per forward pass
+    chunk_size: int = 2048  # structures per HDF5 append
+
+
+@dataclass
+class BandGapRow(Row):
+    band_gap: float = NAN  # eV (NaN: not evaluated)
 
 
 class BandGapPredictor(Protocol):
@@ -122,23 +143,23 @@ def predict_with_reasons(predictor: BandGapPredictor, structures: Sequence[Struc
     return gaps, errors
 
 
-def verdicts(gaps: np.ndarray, errors: list[str], threshold: float) -> tuple[list[str], list[str]]:
+def verdicts(gaps: np.ndarray, errors: list[str], threshold: float) -> tuple[list[Status], list[str]]:
+    """Status and reason per structure from E_g [eV] (n,) and prediction errors (n,)."""
     status, reason = [], []
     for gap, err in zip(gaps, errors):
         if err:
-            status.append("error"), reason.append(err)
+            status.append(Status.ERROR), reason.append(err)
         elif gap > threshold:
-            status.append("pass"), reason.append("")
+            status.append(Status.PASS), reason.append("")
         else:
-            status.append("fail"), reason.append(f"E_g: {gap:.2f} eV <= {threshold} eV")
+            status.append(Status.FAIL), reason.append(f"E_g: {gap:.2f} eV <= {threshold} eV")
     return status, reason
 
 
 def run_stage(run) -> None:
     """Predict E_g for every candidate that passed validity and is not yet in ``bandgap/``, in chunks."""
     cfg = run.cfg.bandgap
-    done = run.store.done_ids("bandgap")
-    todo = [i for i in run.store.ids("candidates", status="pass") if i not in done]
+    todo = run.pending("bandgap")
     if not todo:
         return
     try:
@@ -147,8 +168,8 @@ def run_stage(run) -> None:
         if cfg.required:
             raise
         log.warning("%s; every candidate passes the band-gap filter unevaluated (bandgap.required=false)", exc)
-        run.store.append("bandgap", todo, ["pass"] * len(todo), [f"{NOT_EVALUATED}: model unavailable"] * len(todo),
-                         columns={"band_gap": np.full(len(todo), np.nan)})
+        run.store.append_rows("bandgap", [BandGapRow(cid, Status.PASS, f"{NOT_EVALUATED}: model unavailable")
+                                          for cid in todo])
         return
     if hasattr(predictor, "source"):
         run.store.record_models({"bandgap": {"name": predictor.name, "kind": "bandgap", "source": predictor.source,
@@ -158,8 +179,15 @@ def run_stage(run) -> None:
     with run.progress("bandgap", len(todo)) as bar:
         for start in range(0, len(todo), chunk):
             ids = todo[start:start + chunk]
-            structures = run.store.structures("candidates", ids)
+            structures = run.input_structures("bandgap", ids)
             gaps, errors = predict_with_reasons(predictor, [structures[i] for i in ids])
             status, reason = verdicts(gaps, errors, threshold)
-            run.store.append("bandgap", ids, status, reason, columns={"band_gap": gaps})
+            run.store.append_rows("bandgap", [BandGapRow(*row) for row in zip(ids, status, reason, gaps.tolist())])
             bar.update(len(ids))
+
+
+def funnel(store, cfg) -> list[tuple[str, set[str] | None, str]]:
+    reasons = store.column("bandgap", "reason") if store.has("bandgap") else []
+    note = "not evaluated (no band-gap model)" if len(reasons) and all(
+        r.startswith(NOT_EVALUATED) for r in reasons) else ""
+    return [(f"E_g > {cfg.bandgap.threshold} eV", None, note)]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from math import comb
 
 import numpy as np
 from ase.build import bulk
@@ -88,7 +89,7 @@ def order_by_electrostatics(fixed: Structure, sites: np.ndarray, counts: dict[st
     rng = np.random.default_rng(seed)
     n_arrangements = 1
     for k, n in enumerate(counts.values()):
-        n_arrangements *= _binomial(n_sites - sum(list(counts.values())[:k]), n)
+        n_arrangements *= comb(n_sites - sum(list(counts.values())[:k]), n)
     if n_arrangements <= 50_000:
         best, best_e = None, np.inf
         for chosen in _arrangements(n_sites, list(counts.values())):
@@ -118,11 +119,6 @@ def order_by_electrostatics(fixed: Structure, sites: np.ndarray, counts: dict[st
     for el, site in zip(labels, best):
         out.append(el, sites[site])
     return out
-
-
-def _binomial(n: int, k: int) -> int:
-    from math import comb
-    return comb(n, k)
 
 
 def _arrangements(n_sites: int, counts: list[int]) -> Iterable[np.ndarray]:
@@ -349,9 +345,3 @@ BUILTIN: tuple[BuiltinPhase, ...] = (
                                             [[0, 0, 0.5], [0, 0, 0], [0, 0, 0.2396]]),
                  "layered LiCoO2, R-3m; Akimoto et al., J. Solid State Chem. 141, 298 (1998)"),
 )
-
-
-def builtin_phases(elements: Iterable[str]) -> list[tuple[BuiltinPhase, Structure]]:
-    """The built-in phases whose elements all lie in ``elements``, built."""
-    allowed = set(elements)
-    return [(phase, phase.build()) for phase in BUILTIN if phase.elements <= allowed]

@@ -1,9 +1,5 @@
-"""Candidates stage: structures from files or from the built-in symmetric sampler, then validity.
-
-The built-in sampler draws charge-balanced Li-X-Y compositions (common oxidation states, pymatgen's
-``Composition.oxi_state_guesses``) and places them in random symmetric crystals of the configured space groups
-with pyxtal (Fredericks et al., Comput. Phys. Commun. 261, 107810 (2021)). It is seeded: the same config gives the
-same candidates, which is what lets a killed run resume.
+"""Candidates stage: structures from files, from the built-in symmetric sampler (:mod:`engine.sampler`) or from
+WyFormer (:mod:`engine.wyformer`), then validity.
 
 Validity: the shortest interatomic distance with periodic images, computed batched, must exceed
 ``min_distance`` [Å] (0.7 Å in the reference pipeline).
@@ -11,136 +7,72 @@ Validity: the shortest interatomic distance with periodic images, computed batch
 
 from __future__ import annotations
 
-import itertools
 import logging
-import warnings
-from functools import cache
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from pymatgen.core import Composition, Element
+from omegaconf import MISSING
+from pymatgen.core import Structure
 
-from engine.structures import Candidate, read_candidates, spacegroup_number
+from engine.rows import NAN, Row, Status
+from engine.sampler import (
+    SEED_ALLOWED_ELEMENTS,
+    check_csx,
+    draw_chemical_systems,
+    sample_symmetric_crystals,
+)
+from engine.structures import (
+    Candidate,
+    CandidatesSettings,
+    pack,
+    read_candidates,
+    spacegroup_number,
+)
+from engine.wyformer import generate_candidates
 from kernels.distances import min_interatomic_distance
 
 log = logging.getLogger(__name__)
 
-
-@cache
-def _charge_balanced(formula: str) -> bool:
-    """Balanced with common oxidation states, Li as Li+ and the most electronegative element an anion."""
-    comp = Composition(formula)
-    anion = max(comp.elements, key=lambda el: el.X).symbol
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        guesses = comp.oxi_state_guesses(max_sites=-1)
-    return any(g.get("Li", 1) == 1 and g[anion] < 0 for g in guesses)
+SEED_SYSTEMS = [["Li", "Al", "F"], ["Li", "Y", "Cl"], ["Li", "Zr", "Cl"], ["Li", "Mg", "Cl"], ["Li", "Ca", "I"],
+                ["Li", "S", "Br"]]
 
 
-def charge_balanced_compositions(elements: list[str], max_atoms: int, max_coeff: int = 6) -> list[Composition]:
-    """Reduced compositions containing every element of ``elements`` (≤ ``max_atoms`` per formula unit) that
-    can be charge balanced with common oxidation states."""
-    found = {}
-    for coeffs in itertools.product(range(1, max_coeff + 1), repeat=len(elements)):
-        if sum(coeffs) > max_atoms or np.gcd.reduce(coeffs) != 1:
-            continue
-        comp = Composition(dict(zip(elements, coeffs)))
-        if _charge_balanced(comp.formula):
-            found[comp.reduced_formula] = comp
-    return [found[k] for k in sorted(found)]
+@dataclass
+class BuiltinCandidates(CandidatesSettings):
+    """The offline sampler of symmetric Li-X-Y crystals (:mod:`engine.sampler`)."""
+    source: str = "builtin"
+    chemical_systems: list[list[str]] | None = field(default_factory=lambda: [list(s) for s in SEED_SYSTEMS])
+    required_elements: list[str] = field(default_factory=lambda: ["Li"])
+    allowed_elements: list[str] = field(default_factory=lambda: list(SEED_ALLOWED_ELEMENTS))
+    n_elements: int | None = 3  # the systems (given or drawn) must have exactly this many elements (null: any)
+    n_systems: int = 6  # systems drawn when chemical_systems is null
+    per_system: int = 2
+    space_groups: list[int] = field(default_factory=lambda: [2, 12, 14, 15, 62, 63, 148, 166, 194, 225])
+    max_atoms: int = 12  # atoms per cell at most
+    seed: int = 0
 
 
-def symmetric_crystal(space_group: int, species: list[str], num_ions: list[int], seed: int, sites=None):
-    """A random pyxtal crystal of ``space_group`` (on the given Wyckoff ``sites`` per species, if any), or None when
-    pyxtal's result is not valid; pyxtal raises for compositions the group's Wyckoff positions cannot hold."""
-    from pyxtal import pyxtal
-
-    crystal = pyxtal()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        crystal.from_random(3, space_group, species, num_ions, sites=sites, random_state=seed)
-    if not crystal.valid:
-        return None
-    return crystal.to_pymatgen()
+@dataclass
+class FilesCandidates(CandidatesSettings):
+    """A folder of CIFs, an (ext)xyz file, or a pymatgen JSON list (Structures or entries)."""
+    source: str = "files"
+    path: str = MISSING
 
 
-def _random_crystal(comp: Composition, space_group: int, z: int, seed: int):
-    return symmetric_crystal(space_group, [el.symbol for el in comp.elements],
-                             [int(comp[el]) * z for el in comp.elements], seed)
-
-
-def sample_symmetric_crystals(chemical_systems: list[list[str]], per_system: int, space_groups: list[int],
-                              max_atoms: int, seed: int, max_tries: int = 200) -> list[Candidate]:
-    """Random symmetric crystals, ``per_system`` for each chemical system, reproducible from ``seed``."""
-    rng = np.random.default_rng(seed)
-    out: list[Candidate] = []
-    for system in chemical_systems:
-        chemsys = "-".join(system)
-        comps = charge_balanced_compositions(list(system), max_atoms)
-        if not comps:
-            log.warning("no charge-balanced composition for %s within %d atoms", chemsys, max_atoms)
-            continue
-        made = 0
-        for _ in range(max_tries):
-            if made == per_system:
-                break
-            comp = comps[rng.integers(len(comps))]
-            n_fu = int(comp.num_atoms)
-            z = int(rng.integers(1, max(1, max_atoms // n_fu) + 1))
-            sg = int(space_groups[rng.integers(len(space_groups))])
-            try:
-                structure = _random_crystal(comp, sg, z, int(rng.integers(1 << 31)))
-            except Exception:  # noqa: BLE001 - composition incompatible with the group's Wyckoff sites
-                continue
-            if structure is None or len(structure) > max_atoms:
-                continue
-            out.append(Candidate(f"{chemsys}-{made:04d}", f"builtin:sg{sg}", structure))
-            made += 1
-        if made < per_system:
-            log.warning("sampled only %d/%d crystals for %s", made, per_system, chemsys)
-    return out
-
-
-class CsxError(ValueError):
-    """Chemical systems that break the configured CSX constraints (a configuration error)."""
-
-
-def check_csx(systems: list[list[str]], required: list[str], allowed: list[str], n_elements: int | None) -> None:
-    """The seed's CSX constraints on chemical systems: every required element, only allowed elements, and
-    ``n_elements`` of them (null: any number)."""
-    bad = []
-    for system in systems:
-        elements = set(system)
-        why = [f"lacks {sorted(set(required) - elements)}" if not set(required) <= elements else "",
-               f"has {sorted(elements - set(allowed) - set(required))} outside allowed_elements"
-               if not elements <= set(allowed) | set(required) else "",
-               f"has {len(elements)} elements, not {n_elements}" if n_elements and len(elements) != n_elements else ""]
-        if any(why):
-            bad.append(f"{'-'.join(system)} ({'; '.join(w for w in why if w)})")
-    if bad:
-        raise CsxError("chemical systems outside the CSX constraints: " + ", ".join(bad))
-
-
-def draw_chemical_systems(required: list[str], allowed: list[str], n_systems: int, seed: int,
-                          n_elements: int = 3) -> list[list[str]]:
-    """``n_systems`` distinct systems: the required elements plus others drawn from ``allowed`` (seeded)."""
-    rng = np.random.default_rng(seed)
-    pool = sorted({e for e in allowed if e not in required and Element(e)})
-    n_free = n_elements - len(required)
-    if n_free < 0 or n_free > len(pool):
-        raise ValueError(f"cannot make {n_elements}-element systems from {required} and {len(pool)} allowed elements")
-    systems = set()
-    for _ in range(50 * n_systems):
-        if len(systems) == n_systems:
-            break
-        systems.add(tuple(required + sorted(rng.choice(pool, n_free, replace=False).tolist())))
-    return [list(s) for s in sorted(systems)]
+@dataclass
+class CandidateRow(Row):
+    source: str = ""  # file (and frame) or generator the structure came from
+    formula: str = ""  # reduced formula ("" when unreadable)
+    spacegroup: int = 0  # spglib at 0.1 Å (0: none found or unreadable)
+    natoms: int = 0
+    d_min: float = NAN  # Å, shortest interatomic distance with periodic images
+    structure: Structure | None = None  # as read or generated
 
 
 def load_candidates(cfg, device="cpu") -> list[Candidate]:
+    """The configured source's candidates, in input order (unreadable ones with ``structure=None`` and a reason)."""
     if cfg.source == "wyformer":
-        from engine.wyformer import generate_candidates
-
         return generate_candidates(cfg, device)
     if cfg.source == "files":
         return read_candidates(cfg.path)
@@ -155,9 +87,7 @@ def load_candidates(cfg, device="cpu") -> list[Candidate]:
 
 
 def min_distances(structures, device="cpu") -> np.ndarray:
-    """d_min [Å] for each structure, all evaluated in one batched neighbour-list call."""
-    from engine.structures import pack
-
+    """d_min [Å], shape (n_structures,), all evaluated in one batched neighbour-list call."""
     if not structures:
         return np.zeros(0)
     state = pack(structures, device=device, dtype=torch.float64)
@@ -167,7 +97,8 @@ def min_distances(structures, device="cpu") -> np.ndarray:
     return d.cpu().numpy()
 
 
-def validity(candidates: list[Candidate], min_distance: float, device="cpu") -> tuple[list[str], list[str], np.ndarray]:
+def validity(candidates: list[Candidate], min_distance: float, device="cpu") -> tuple[list[Status], list[str],
+                                                                                       np.ndarray]:
     """Status, reason and d_min [Å] per candidate; unreadable candidates keep their reading error."""
     readable = [i for i, c in enumerate(candidates) if c.structure is not None]
     d_min = np.full(len(candidates), np.nan)
@@ -175,11 +106,11 @@ def validity(candidates: list[Candidate], min_distance: float, device="cpu") -> 
     status, reason = [], []
     for c, d in zip(candidates, d_min):
         if c.structure is None:
-            status.append("error"), reason.append(c.reason)
+            status.append(Status.ERROR), reason.append(c.reason)
         elif not d > min_distance:
-            status.append("fail"), reason.append(f"d_min: {d:.3f} Å <= {min_distance} Å")
+            status.append(Status.FAIL), reason.append(f"d_min: {d:.3f} Å <= {min_distance} Å")
         else:
-            status.append("pass"), reason.append("")
+            status.append(Status.PASS), reason.append("")
     return status, reason, d_min
 
 
@@ -191,11 +122,13 @@ def run_stage(run) -> None:
     cfg = run.cfg.candidates
     cands = load_candidates(cfg, run.device)
     status, reason, d_min = validity(cands, float(cfg.min_distance), run.device)
-    run.store.append(
-        "candidates", [c.id for c in cands], status, reason,
-        columns={"source": [c.source for c in cands],
-                 "formula": [c.structure.composition.reduced_formula if c.structure else "" for c in cands],
-                 "spacegroup": np.array([spacegroup_number(c.structure) if c.structure else 0 for c in cands]),
-                 "natoms": np.array([len(c.structure) if c.structure else 0 for c in cands]),
-                 "d_min": d_min},
-        structures=[c.structure for c in cands])
+    run.store.append_rows("candidates", [
+        CandidateRow(c.id, st, why, source=c.source, structure=c.structure, d_min=float(d),
+                     formula=c.structure.composition.reduced_formula if c.structure else "",
+                     spacegroup=spacegroup_number(c.structure) if c.structure else 0,
+                     natoms=len(c.structure) if c.structure else 0)
+        for c, st, why, d in zip(cands, status, reason, d_min)])
+
+
+def funnel(store, cfg) -> list[tuple[str, set[str] | None, str]]:
+    return [(f"valid: d_min > {cfg.candidates.min_distance} Å", None, "")]

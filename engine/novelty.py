@@ -16,15 +16,34 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Structure
 
-from engine.references import collect_phases, reference_source
+from engine.reference_sources import collect_phases, reference_source
+from engine.rows import Row, Status
 from engine.structures import read_candidates, short_error, spacegroup_number
 
 log = logging.getLogger(__name__)
 Key = tuple[str, int]
+
+
+@dataclass
+class NoveltySettings:
+    """Uniqueness and novelty (``conf/novelty/``): pymatgen StructureMatcher within formula and space group."""
+    references: bool = True  # the reference phases of each candidate's chemical system count as known
+    known_structures: list[str] = field(default_factory=list)  # files or CIF folders, read as candidates.path
+    ltol: float = 0.2  # StructureMatcher fractional length tolerance
+    stol: float = 0.3  # site tolerance (fraction of the average free length per atom)
+    angle_tol: float = 5.0  # degrees
+    chunk_size: int = 4096  # candidates per HDF5 append
+
+
+@dataclass
+class NoveltyRow(Row):
+    duplicate_of: str = ""  # id of the earlier equivalent candidate
+    known_as: str = ""  # name of the known structure it matches
 
 
 def prototype_key(structure: Structure) -> Key:
@@ -88,40 +107,37 @@ def known_structures(run, systems: Iterable[Iterable[str]]) -> list[tuple[str, S
 
 
 def classify(ids: Sequence[str], keys: Sequence[Key], structures: Sequence[Structure], unique: UniqueSet,
-             known: KnownStructures) -> tuple[list[str], list[str], list[str], list[str]]:
-    """Status, reason, duplicate_of and known_as per candidate, in order; ``unique`` grows as it goes. A candidate
-    the matcher fails on is an ``error`` with the reason; the others go on."""
-    status, reason, dup_of, known_as = [], [], [], []
+             known: KnownStructures) -> list[NoveltyRow]:
+    """One row per candidate, in order; ``unique`` grows as it goes. A candidate the matcher fails on is an
+    ``error`` with the reason; the others go on."""
+    rows = []
     for cid, key, s in zip(ids, keys, structures):
         try:
             dup = unique.add(cid, key, s)
             name = "" if dup else known.match(key, s)
         except Exception as exc:  # noqa: BLE001 - StructureMatcher on a structure it cannot handle
-            dup_of.append(""), known_as.append("")
-            status.append("error"), reason.append(f"structure matcher: {short_error(exc)}")
+            rows.append(NoveltyRow(cid, Status.ERROR, f"structure matcher: {short_error(exc)}"))
             continue
-        dup_of.append(dup), known_as.append(name)
         if dup:
-            status.append("fail"), reason.append(f"duplicate of {dup}")
+            rows.append(NoveltyRow(cid, Status.FAIL, f"duplicate of {dup}", duplicate_of=dup))
         elif name:
-            status.append("fail"), reason.append(f"known: {name}")
+            rows.append(NoveltyRow(cid, Status.FAIL, f"known: {name}", known_as=name))
         else:
-            status.append("pass"), reason.append("")
-    return status, reason, dup_of, known_as
+            rows.append(NoveltyRow(cid, Status.PASS))
+    return rows
 
 
 def run_stage(run) -> None:
     """Classify every candidate that passed the stage before and is not yet in ``novelty/``, in input order."""
     cfg = run.cfg.novelty
-    source = run.input_stage("novelty", ("bandgap", "candidates"), "candidates")
     done = run.store.done_ids("novelty")
-    passed = set(run.store.ids(source, status="pass"))
+    passed = set(run.passed_input("novelty"))
     order = run.store.ids("candidates")
     todo = [i for i in order if i in passed and i not in done]
     if not todo:
         return
     all_ids = [i for i in order if i in passed]
-    structures = run.store.structures("candidates", all_ids)
+    structures = run.input_structures("novelty", all_ids)
     formula = run.store.column_by_id("candidates", "formula")
     spacegroup = run.store.column_by_id("candidates", "spacegroup")
 
@@ -142,7 +158,11 @@ def run_stage(run) -> None:
     with run.progress("novelty", len(todo)) as bar:
         for start in range(0, len(todo), chunk):
             ids = todo[start:start + chunk]
-            status, reason, dup_of, known_as = classify(ids, [key(c) for c in ids], [structures[c] for c in ids],
-                                                        unique, known)
-            run.store.append("novelty", ids, status, reason, columns={"duplicate_of": dup_of, "known_as": known_as})
+            run.store.append_rows("novelty", classify(ids, [key(c) for c in ids], [structures[c] for c in ids],
+                                                      unique, known))
             bar.update(len(ids))
+
+
+def funnel(store, cfg) -> list[tuple[str, set[str] | None, str]]:
+    dup = store.column_by_id("novelty", "duplicate_of")
+    return [("unique", {i for i, d in dup.items() if not d}, ""), ("novel (no known structure matches)", None, "")]

@@ -1,316 +1,122 @@
-"""Reference phases for the convex hull: the competing phases of the candidates' chemical systems, of Li–Ge–P–S
-(for LGPS) and of Li–Co–O (for LiCoO2), from one of three sources behind one interface.
+"""References stage: the reference phases of every chemical system the thermo stage will need, with their energies.
 
-- ``builtin``: structures the project builds itself (:mod:`engine.builtin_phases`); they carry no energy, so
-  they are always relaxed with the stage's uMLIP.
-- ``file``: a JSON or JSON.gz list of pymatgen ``ComputedStructureEntry`` (the format of Materials Project dumps).
-- ``mp_api``: the Materials Project API through ``mp-api`` (needs an API key and network); what it fetches is
-  cached as a ``file`` source, one file per chemical system.
-
-Reference structures relaxed with a model are cached on disk, one JSON-lines file per model (name + weight
-checksum) and relaxation setting, keyed by a hash of the input structure: a second run relaxes nothing again,
-and a killed run keeps every reference it finished.
+The systems are those of the relaxed candidates, of the partners (the electrolyte and the cathode) and of each
+candidate joined with each partner (for the mixing energies). Their phases come from the configured source
+(:mod:`engine.reference_sources`); with ``energies: model`` they are relaxed with the run's model (cached on disk,
+:mod:`engine.reference_cache`) and corrected with ``correction`` (:mod:`engine.hulls`), with ``energies: source``
+the source's own energies are taken as they are. One row per phase goes to ``references/``, with its raw and
+corrected energy and its own E_hull against the other references, so that a poorly built reference shows up in the
+file; the thermo stage builds its hulls from these rows.
 """
 
 from __future__ import annotations
 
-import gzip
-import hashlib
-import json
-import logging
-import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-from pymatgen.core import Structure
-from pymatgen.entries.computed_entries import ComputedEntry, ComputedStructureEntry
+from pymatgen.core import Composition, Structure
+from pymatgen.entries.computed_entries import ComputedEntry
 
-log = logging.getLogger(__name__)
-
-
-class ReferenceUnavailableError(RuntimeError):
-    """The configured reference source cannot be used here (missing file, package, key or network)."""
-
-
-@dataclass
-class ReferencePhase:
-    id: str
-    structure: Structure | None
-    source: str
-    entry: ComputedEntry | None = None  # the source's own (e.g. DFT) energy; None for builtin phases
-
-    @property
-    def elements(self) -> set[str]:
-        comp = self.entry.composition if self.entry is not None else self.structure.composition
-        return {el.symbol for el in comp.elements}
-
-
-class ReferenceSource:
-    """Where reference phases come from. ``phases(elements)``: every phase whose elements lie in ``elements``."""
-
-    name = "abstract"
-    has_energies = False  # whether phases carry the source's own energies (``energies: source``)
-
-    def phases(self, elements: Iterable[str]) -> list[ReferencePhase]:
-        raise NotImplementedError
-
-
-class BuiltinReferences(ReferenceSource):
-    name = "builtin"
-
-    def __init__(self):
-        self._built: dict[str, Structure] = {}
-
-    def phases(self, elements: Iterable[str]) -> list[ReferencePhase]:
-        from engine.builtin_phases import BUILTIN
-
-        allowed = set(elements)
-        out = []
-        for phase in BUILTIN:
-            if phase.elements <= allowed:
-                if phase.id not in self._built:
-                    self._built[phase.id] = phase.build()
-                out.append(ReferencePhase(phase.id, self._built[phase.id].copy(), "builtin"))
-        return out
-
-
-def read_entries(path: str | Path) -> list[ComputedEntry]:
-    """A JSON / JSON.gz list of pymatgen entry dicts. Keys outside the entry's own schema (MP dumps add
-    ``e_above_hull``, ``is_stable``, ``e_form_per_atom``) are kept in ``entry.data``."""
-    path = Path(path)
-    if not path.is_file():
-        raise ReferenceUnavailableError(f"reference file {path} not found")
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt") as fh:
-        raw = json.load(fh)
-    if isinstance(raw, dict):  # {"entries": [...]} as some tools write it
-        raw = raw.get("entries", list(raw.values()))
-    entries = []
-    for d in raw:
-        cls = ComputedStructureEntry if "structure" in d else ComputedEntry
-        entry = cls.from_dict(d)
-        for key in ("e_above_hull", "is_stable", "e_form_per_atom"):
-            if key in d:
-                entry.data[key] = d[key]
-        entries.append(entry)
-    return entries
-
-
-class FileReferences(ReferenceSource):
-    name = "file"
-    has_energies = True
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self._entries: list[ComputedEntry] | None = None
-
-    def entries(self) -> list[ComputedEntry]:
-        if self._entries is None:
-            self._entries = read_entries(self.path)
-        return self._entries
-
-    def phases(self, elements: Iterable[str]) -> list[ReferencePhase]:
-        allowed = set(elements)
-        out = []
-        for i, e in enumerate(self.entries()):
-            if {el.symbol for el in e.composition.elements} <= allowed:
-                structure = getattr(e, "structure", None)
-                out.append(ReferencePhase(str(e.entry_id or f"{self.path.name}:{i}"), structure,
-                                          f"file:{self.path.name}", e))
-        return out
-
-
-class MPAPIReferences(ReferenceSource):
-    """Materials Project entries of a chemical system (all its subsystems included) through ``mp-api``, with
-    the thermodynamic data set ``thermo_type`` (default GGA_GGA+U, the one MP2020 corrections belong to)."""
-
-    name = "mp_api"
-    has_energies = True
-
-    def __init__(self, cache_dir: str | Path, api_key: str | None = None, thermo_type: str = "GGA_GGA+U",
-                 client_factory: Callable | None = None):
-        self.cache_dir = Path(cache_dir).expanduser()
-        self.api_key = api_key or os.environ.get("MP_API_KEY")
-        self.thermo_type = thermo_type
-        self._client_factory = client_factory
-        self._files: dict[str, FileReferences] = {}
-
-    def cache_file(self, elements: Iterable[str]) -> Path:
-        return self.cache_dir / f"mp-{self.thermo_type}-{'-'.join(sorted(set(elements)))}.json.gz"
-
-    def _client(self):
-        if self._client_factory is not None:
-            return self._client_factory(self.api_key)
-        if not self.api_key:
-            raise ReferenceUnavailableError(
-                "references=mp_api needs a Materials Project API key: set MP_API_KEY or references.api_key "
-                "(https://next-gen.materialsproject.org/api), or use references=file / references=builtin")
-        try:
-            from mp_api.client import MPRester
-        except ImportError as exc:
-            raise ReferenceUnavailableError("references=mp_api needs the mp-api package: pip install mp-api") from exc
-        return MPRester(self.api_key)
-
-    def fetch(self, elements: Iterable[str]) -> Path:
-        """Download the entries of the chemical system into the cache (once) and return the cache file."""
-        elements = sorted(set(elements))
-        path = self.cache_file(elements)
-        if path.is_file():
-            return path
-        try:
-            with self._client() as mpr:
-                entries = mpr.get_entries_in_chemsys(elements,
-                                                     additional_criteria={"thermo_types": [self.thermo_type]})
-        except ReferenceUnavailableError:
-            raise
-        except Exception as exc:  # network, authentication, API errors
-            raise ReferenceUnavailableError(f"Materials Project query for {'-'.join(elements)} failed: {exc}") from exc
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        with gzip.open(tmp, "wt") as fh:
-            json.dump([e.as_dict() for e in entries], fh)
-        tmp.replace(path)  # a killed download never leaves a half-written cache
-        return path
-
-    def phases(self, elements: Iterable[str]) -> list[ReferencePhase]:
-        path = self.fetch(elements)
-        if path not in self._files:
-            self._files[path] = FileReferences(path)
-        out = self._files[path].phases(elements)
-        for p in out:
-            p.source = "mp_api"
-        return out
-
-
-def reference_source(cfg) -> ReferenceSource:
-    """The source named by a ``conf/references/*.yaml`` config."""
-    kind = cfg.source
-    if kind == "builtin":
-        return BuiltinReferences()
-    if kind == "file":
-        if not cfg.get("path"):
-            raise ReferenceUnavailableError("references=file needs references.path=FILE.json[.gz]")
-        return FileReferences(Path(cfg.path).expanduser())
-    if kind == "mp_api":
-        return MPAPIReferences(cfg.cache_dir, cfg.get("api_key"), cfg.get("thermo_type", "GGA_GGA+U"))
-    raise ReferenceUnavailableError(f"unknown reference source {kind!r}; use builtin, file or mp_api")
-
-
-def collect_phases(source: ReferenceSource, systems: Iterable[Iterable[str]]) -> list[ReferencePhase]:
-    """Every phase of every chemical system in ``systems``, each once."""
-    seen: dict[str, ReferencePhase] = {}
-    for system in {frozenset(s) for s in systems}:
-        for p in source.phases(system):
-            seen.setdefault(p.id, p)
-    return list(seen.values())
-
-
-# ---- relaxation with the stage's model, cached on disk ---------------------------------------------------------
-
-def structure_key(structure: Structure) -> str:
-    """Hash of a structure's lattice, species and fractional coordinates (rounded to 1e-6)."""
-    payload = json.dumps([np.round(structure.lattice.matrix, 6).tolist(),
-                          [s.species_string for s in structure],
-                          np.round(structure.frac_coords % 1.0, 6).tolist()])
-    return hashlib.sha256(payload.encode()).hexdigest()[:24]
+from engine.hulls import (
+    Hulls,
+    MissingReferencesError,
+    apply_correction,
+    chemsys,
+    e_above_hull,
+    model_entry,
+)
+from engine.reference_cache import relax_references
+from engine.reference_sources import ReferencePhase, collect_phases, reference_source
+from engine.rows import NAN, Row, Status
 
 
 @dataclass
-class RelaxedReference:
-    id: str
-    status: str  # pass | fail | error (relax stage's meaning)
-    reason: str
-    energy: float  # eV, total, uncorrected
-    structure: Structure | None
-
-    @property
-    def usable(self) -> bool:
-        """Converged, or stopped at max_steps: its energy is still an upper bound of the relaxed one."""
-        return self.structure is not None and np.isfinite(self.energy) and (
-            self.status == "pass" or self.reason.startswith("not converged"))
+class ReferenceRow(Row):
+    formula: str = ""  # reduced formula
+    source: str = ""  # the reference source (builtin, file:<name>, mp_api)
+    energy_per_atom: float = NAN  # eV/atom, raw (model or source)
+    corrected_energy_per_atom: float = NAN  # eV/atom, after the correction scheme (NaN: not usable)
+    e_hull: float = NAN  # eV/atom, against the other references
+    structure: Structure | None = None  # relaxed (or the source's)
 
 
-class RelaxedReferenceCache:
-    """JSON-lines file of relaxed references for one model and one relaxation setting."""
-
-    def __init__(self, cache_dir: str | Path, model_name: str, checksum: str, settings_tag: str):
-        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in model_name)
-        self.path = Path(cache_dir).expanduser() / f"{safe}-{checksum[:16]}-{settings_tag}.jsonl"
-        self.records: dict[str, dict] = {}
-        if self.path.is_file():
-            with open(self.path) as fh:
-                for line in fh:
-                    try:
-                        rec = json.loads(line)
-                    except json.JSONDecodeError:  # a line cut by a kill
-                        continue
-                    self.records[rec["key"]] = rec
-
-    def get(self, key: str) -> RelaxedReference | None:
-        rec = self.records.get(key)
-        if rec is None:
-            return None
-        structure = Structure.from_dict(rec["structure"]) if rec["structure"] else None
-        return RelaxedReference(rec["id"], rec["status"], rec["reason"], rec["energy"], structure)
-
-    def put(self, key: str, ref: RelaxedReference) -> None:
-        rec = {"key": key, "id": ref.id, "status": ref.status, "reason": ref.reason, "energy": ref.energy,
-               "structure": ref.structure.as_dict() if ref.structure is not None else None}
-        self.records[key] = rec
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a") as fh:
-            fh.write(json.dumps(rec) + "\n")
-            fh.flush()
+def needed_systems(formulas: Sequence[str], partners: Sequence[str]) -> set[frozenset[str]]:
+    """Chemical systems of the candidates' ``formulas``, of the ``partners`` and of each candidate with each
+    partner."""
+    partner_systems = {chemsys(Composition(p)) for p in partners}
+    systems = set(partner_systems)
+    for formula in set(formulas):
+        cs = chemsys(Composition(formula))
+        systems |= {cs} | {cs | p for p in partner_systems}
+    return systems
 
 
-def relax_references(phases: Sequence[ReferencePhase], loaded, settings, cache_dir: str | Path,
-                     progress: Callable[[int], None] | None = None) -> dict[str, RelaxedReference]:
-    """Relax the phases' structures, each in its primitive cell, with ``loaded`` (batched, through the relax stage's
-    code) unless the cache already holds them; returns {phase id: RelaxedReference}."""
-    from engine.relax import relax
-
-    tag = f"fmax{settings.fmax:g}-steps{settings.max_steps}"
-    cache = RelaxedReferenceCache(cache_dir, loaded.name, loaded.checksum or "nochecksum", tag)
-    out: dict[str, RelaxedReference] = {}
-    todo, keys = [], {}
+def reference_entries(run, phases: Sequence[ReferencePhase], cfg
+                      ) -> tuple[list[ComputedEntry], dict[str, ReferenceRow]]:
+    """Corrected entries of the usable phases and one row per phase (E_hull still NaN)."""
+    rows: dict[str, ReferenceRow] = {}
+    if cfg.energies == "source":
+        entries = []
+        for p in phases:
+            if p.entry is None:
+                raise ValueError(f"references.energies=source needs a source with energies; {p.source} has none")
+            entries.append(p.entry)
+            rows[p.id] = ReferenceRow(p.id, Status.PASS, structure=p.structure,
+                                      energy_per_atom=p.entry.uncorrected_energy_per_atom)
+        return entries, rows
+    if cfg.energies != "model":
+        raise ValueError(f"references.energies must be model or source, not {cfg.energies!r}")
+    loaded = run.model("relax", run.cfg.model)
+    with run.progress("references", len(phases)) as bar:
+        relaxed = relax_references(phases, loaded, run.settings("relax"), Path(cfg.cache_dir) / "references",
+                                   bar.update)
+    raw = []
     for p in phases:
-        if p.structure is None:
-            out[p.id] = RelaxedReference(p.id, "error", "no structure in the reference source", np.nan, None)
-            continue
-        key = structure_key(p.structure)
-        cached = cache.get(key)
-        if cached is not None:
-            cached.id = p.id
-            out[p.id] = cached
+        r = relaxed[p.id]
+        n = len(r.structure) if r.structure is not None else 1
+        rows[p.id] = ReferenceRow(p.id, Status(r.status), r.reason, structure=r.structure,
+                                  energy_per_atom=r.energy / n)
+        if r.usable:
+            raw.append(model_entry(r.structure, r.energy, p.id))
+    entries, dropped = apply_correction(raw, cfg.correction)
+    for pid, why in dropped.items():
+        rows[pid].status, rows[pid].reason = Status.ERROR, why
+    return entries, rows
+
+
+def run_stage(run) -> None:
+    """Relax (or read) the reference phases the relaxed candidates need; one row per phase not yet in the file."""
+    cfg = run.cfg.references
+    passed = run.passed_input("references")
+    if not passed:
+        return
+    formula = run.store.column_by_id("candidates", "formula")
+    source = reference_source(cfg)
+    phases = collect_phases(source, needed_systems([formula[c] for c in passed], list(cfg.partners)))
+    run.store.set_attrs("references", {"reference_source": source.name, "energies": cfg.energies,
+                                       "correction": cfg.correction})
+    done = run.store.done_ids("references")
+    new = [p for p in phases if p.id not in done]
+    if not new:
+        return
+    entries, rows = reference_entries(run, phases, cfg)
+    by_id = {e.entry_id: e for e in entries}
+    hulls = Hulls(entries)
+    out = []
+    for p in new:
+        row, e = rows[p.id], by_id.get(p.id)
+        row.source = p.source
+        row.formula = (e.composition if e else p.structure.composition).reduced_formula
+        if e is None:
+            row.status = Status.ERROR if row.status == Status.ERROR else Status.FAIL
         else:
-            todo.append(p)
-            keys[p.id] = key
-    if progress and out:
-        progress(len(out))
-    if not todo:
-        return out
-
-    def done(results) -> None:
-        for r in results:
-            n = len(r.structure) if r.structure is not None else 0
-            ref = RelaxedReference(r.id, r.status, r.reason, r.energy_per_atom * n if n else np.nan, r.structure)
-            cache.put(keys[r.id], ref)
-            out[r.id] = ref
-        if progress:
-            progress(len(results))
-
-    log.info("relaxing %d reference structures with %s", len(todo), loaded.name)
-    relax([primitive_cell(p.structure) for p in todo], [p.id for p in todo], loaded, settings, done)
-    return out
-
-
-def primitive_cell(structure: Structure, tolerance: float = 0.01) -> Structure:
-    """The primitive cell of a reference crystal (``tolerance`` in Å). A phase's energy per atom does not depend on
-    the cell it is computed in, and relaxing rock salt in 2 atoms instead of 8 (spinel Co3O4 in 14 instead of 56)
-    cuts the reference relaxation's cost by the same factor."""
-    try:
-        return structure.get_primitive_structure(tolerance=tolerance)
-    except Exception:  # noqa: BLE001 - a degenerate input is relaxed as given; the relaxation records any failure
-        return structure
+            row.corrected_energy_per_atom = e.energy_per_atom
+            if row.status != Status.ERROR:
+                row.status = Status.PASS
+            try:
+                row.e_hull = e_above_hull(hulls[chemsys(e.composition)], e)[0]
+            except MissingReferencesError as exc:
+                row.status, row.reason = Status.ERROR, str(exc)
+        out.append(row)
+    run.store.append_rows("references", out)

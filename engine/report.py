@@ -21,13 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import yaml
 
-from engine.bandgap import NOT_EVALUATED
-from engine.md import MdSettings
+from engine.config import ScreenConfig, from_stored
+from engine.criteria import CoatingCriteria
+from engine.md_protocol import MdSettings
+from engine.stages import STAGES
 from engine.store import ResultStore
 from engine.structures import spacegroup_number
-from engine.thermo import CoatingCriteria
 
 
 @dataclass
@@ -37,40 +37,21 @@ class FunnelStep:
     note: str = ""
 
 
-def funnel(store: ResultStore, cfg: dict) -> list[FunnelStep]:
-    """Cumulative counts: a candidate counts at a step when it passed that step and every one before it."""
-    steps = [FunnelStep("candidates generated or read", len(store.ids("candidates")))]
+def funnel(store: ResultStore, cfg: ScreenConfig) -> list[FunnelStep]:
+    """Cumulative counts in the order of the stage table: a candidate counts at a step when it passed that step and
+    every one before it. A configured stage without rows shows as "stage not run"."""
     alive = set(store.ids("candidates"))
-
-    def step(label: str, stage: str, passed: set[str] | None = None, note: str = "") -> None:
-        nonlocal alive
-        if not store.has(stage):
-            steps.append(FunnelStep(label, None, "stage not run"))
-            return
-        alive = alive & (set(store.ids(stage, status="pass")) if passed is None else passed)
-        steps.append(FunnelStep(label, len(alive), note))
-
-    c = cfg.get("candidates", {})
-    step(f"valid: d_min > {c.get('min_distance', 0.7)} Å", "candidates")
-    if store.has("bandgap"):
-        reasons = store.column("bandgap", "reason")
-        note = "not evaluated (no band-gap model)" if len(reasons) and all(
-            r.startswith(NOT_EVALUATED) for r in reasons) else ""
-        step(f"E_g > {cfg.get('bandgap', {}).get('threshold', 0.5)} eV", "bandgap", note=note)
-    if store.has("novelty"):
-        dup = store.column_by_id("novelty", "duplicate_of")
-        step("unique", "novelty", {i for i, d in dup.items() if not d})
-        step("novel (no known structure matches)", "novelty")
-    step("relaxed (FIRE converged)", "relax")
-    crit = CoatingCriteria(**cfg.get("criteria", {}))
-    if store.has("thermo"):
-        e_hull = store.column_by_id("thermo", "e_hull")
-        step(f"E_hull < {crit.e_hull_max} eV/atom", "thermo", {i for i, e in e_hull.items() if e < crit.e_hull_max})
-        step("anode (AC) or cathode (CC) coating criteria", "thermo")
-    if store.has("pes"):
-        step("Li transport from probe grids (Ξ or E_mig)", "pes")
-    if store.has("md"):
-        step("MD: σ(300 K), framework stability, Li MSD", "md")
+    steps = [FunnelStep("candidates generated or read", len(alive))]
+    for stage in STAGES:
+        if stage.funnel is None:
+            continue
+        if not store.has(stage.name):
+            if stage.name in cfg.stages:
+                steps += [FunnelStep(label, None, "stage not run") for label, _, _ in stage.funnel(store, cfg)]
+            continue
+        for label, passed, note in stage.funnel(store, cfg):
+            alive &= set(store.ids(stage.name, status="pass")) if passed is None else passed
+            steps.append(FunnelStep(label, len(alive), note))
     return steps
 
 
@@ -82,7 +63,7 @@ def coating_rows(store: ResultStore, kind: str) -> list[dict]:
     cols = {k: store.column_by_id("thermo", k) for k in ("e_hull", "e_red", "e_ox", "e_rxn_electrolyte", "e_rxn_cathode")}
     formula = store.column_by_id("candidates", "formula")
     relaxed = (store.structures("relax", [i for i, f in flag.items() if f])
-               if store.has("relax") and "structure" in store.h5["relax"] else {})
+               if store.has("relax") and store.exists("relax/structure") else {})
     pes_status = store.column_by_id("pes", "status")
     md = {k: store.column_by_id("md", k) for k in ("sigma_room", "sigma_room_sem", "status")}
     rows = []
@@ -217,7 +198,7 @@ def plot_windows(store: ResultStore, crit: CoatingCriteria, path: Path, max_rows
     ax.set_yticks(range(len(rows)), [f"{r[1]} ({r[0]:.2f})" for r in rows], fontsize=7)
     if not rows:
         ax.text(0.5, 0.5, "thermo stage not run", transform=ax.transAxes, ha="center", va="center", color="grey")
-    attrs = store.h5["thermo"].attrs if "thermo" in store.h5 else {}
+    attrs = store.attrs("thermo")
     if "electrolyte_e_red_V" in attrs:
         ax.axvspan(attrs["electrolyte_e_red_V"], attrs["electrolyte_e_ox_V"], color="tab:green", alpha=0.15,
                    label=f"{attrs.get('electrolyte', 'electrolyte')} window")
@@ -241,15 +222,15 @@ def write_report(h5_path: str | Path, out_dir: str | Path | None = None) -> dict
     out = Path(out_dir) if out_dir else h5_path.with_name(h5_path.stem + "_report")
     out.mkdir(parents=True, exist_ok=True)
     with ResultStore(h5_path, "r") as store:
-        cfg = yaml.safe_load(store.metadata()["config"] or "") or {}
+        cfg = from_stored(store.metadata()["config"])
         steps = funnel(store, cfg)
         anode, cathode = coating_rows(store, "anode"), coating_rows(store, "cathode")
         paths = {"report": out / "report.md", "funnel": out / "funnel.png", "transport": out / "transport.png",
                  "windows": out / "windows.png"}
         paths["report"].write_text(markdown(store, steps, anode, cathode))
         plot_funnel(steps, paths["funnel"])
-        plot_transport(store, MdSettings.from_config(cfg.get("md", {})), paths["transport"])
-        plot_windows(store, CoatingCriteria(**cfg.get("criteria", {})), paths["windows"])
+        plot_transport(store, cfg.md, paths["transport"])
+        plot_windows(store, cfg.criteria, paths["windows"])
     return paths
 
 

@@ -15,24 +15,56 @@ Layout (h5py):
 Ragged structures: ``natoms[i]`` atoms of row ``i`` start at ``offset[i]`` in the per-atom arrays
 ``numbers`` (Z) and ``positions`` [Å, Cartesian]; ``cell`` is (n, 3, 3) [Å, row vectors].
 
+Stages write typed rows (:mod:`engine.rows`) with :meth:`ResultStore.append_rows`, group attributes with
+:meth:`ResultStore.set_attrs` and large per-candidate arrays (probe grids, MD trajectories) with
+:meth:`ResultStore.write_array` / :meth:`ResultStore.extend_array`; nothing else in the engine opens the file.
 Every append resizes the datasets and flushes the file, so a run killed at any moment keeps every row
 written before; a stage asks :meth:`ResultStore.done_ids` what it may skip.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import typing
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 
 import h5py
 import numpy as np
 from pymatgen.core import Lattice, Structure
 
-STATUSES = ("pass", "fail", "error")
+from engine.rows import Row, Status
+
+STATUSES = tuple(s.value for s in Status)
 _STR = h5py.string_dtype("utf-8")
+_SCALARS = {float: np.float64, int: np.int64, bool: np.bool_}
+
+
+@cache
+def row_columns(row_type: type[Row]) -> tuple[tuple[str, object], ...]:
+    """(field name, resolved type) of a row dataclass's result fields (id, status and reason excluded)."""
+    hints = typing.get_type_hints(row_type)
+    return tuple((f.name, hints[f.name]) for f in dataclasses.fields(row_type)
+                 if f.name not in ("id", "status", "reason"))
+
+
+def _is_structure(tp) -> bool:
+    return tp is Structure or Structure in typing.get_args(tp)
+
+
+def _column(tp, values: list) -> np.ndarray | list[str]:
+    """One HDF5 column from the values of a row field of type ``tp``."""
+    if tp is str:
+        return [str(v) for v in values]
+    if tp in _SCALARS:
+        return np.asarray(values, dtype=_SCALARS[tp])
+    if tp is np.ndarray:
+        return np.stack([np.asarray(v) for v in values])
+    raise TypeError(f"row field type {tp} has no HDF5 column type (use float, int, bool, str, np.ndarray)")
 
 
 def _as_array(values) -> np.ndarray:
@@ -145,9 +177,83 @@ class ResultStore:
             self._append_ragged(group, structures)
         self.h5.flush()
 
+    def append_rows(self, group_name: str, rows: Sequence[Row]) -> None:
+        """Append typed rows (all of one dataclass) to ``group_name`` and flush; a ``Structure | None`` field goes
+        to the ragged ``structure/`` subgroup."""
+        if not rows:
+            return
+        columns, structures = {}, None
+        for name, tp in row_columns(type(rows[0])):
+            values = [getattr(r, name) for r in rows]
+            if _is_structure(tp):
+                structures = values
+            else:
+                columns[name] = _column(tp, values)
+        self.append(group_name, [r.id for r in rows], [str(r.status) for r in rows], [r.reason for r in rows],
+                    columns, structures)
+
+    # ---- group attributes and per-candidate arrays ------------------------------------------------------
+    def set_attrs(self, group_name: str, values: Mapping[str, object]) -> None:
+        """Set attributes of ``group_name`` (created if absent); None values are skipped."""
+        self.h5.require_group(group_name).attrs.update({k: v for k, v in values.items() if v is not None})
+        self.h5.flush()
+
+    def attrs(self, group_name: str) -> dict[str, object]:
+        """The attributes of ``group_name`` as plain Python values ({} when the group is absent)."""
+        if group_name not in self.h5:
+            return {}
+        return {k: v.item() if isinstance(v, np.generic) else v for k, v in self.h5[group_name].attrs.items()}
+
+    def write_array(self, path: str, data: np.ndarray, attrs: Mapping[str, object] | None = None,
+                    growable: bool = False, chunk_rows: int | None = None) -> None:
+        """Write ``data`` at ``path`` (replacing what is there), gzip-compressed; ``growable`` lets
+        :meth:`extend_array` append along the first axis later."""
+        self.delete(path)
+        data = np.asarray(data)
+        kwargs = {"compression": "gzip", "compression_opts": 4} if data.ndim else {}
+        if growable:
+            kwargs.update(maxshape=(None, *data.shape[1:]),
+                          chunks=(max(1, chunk_rows or 1), *data.shape[1:]))
+        ds = self.h5.create_dataset(path, data=data, **kwargs)
+        ds.attrs.update(dict(attrs or {}))
+        self.h5.flush()
+
+    def extend_array(self, path: str, data: np.ndarray) -> None:
+        """Append ``data`` along the first axis of a dataset made with ``write_array(..., growable=True)``."""
+        ds = self.h5[path]
+        start = ds.shape[0]
+        ds.resize(start + len(data), axis=0)
+        ds[start:] = data
+        self.h5.flush()
+
+    def read_array(self, path: str) -> np.ndarray:
+        return self.h5[path][()]
+
+    def set_path_attrs(self, path: str, values: Mapping[str, object]) -> None:
+        """Attributes of a group at ``path`` (created if absent)."""
+        self.h5.require_group(path).attrs.update(dict(values))
+
+    def delete(self, path: str) -> None:
+        """Remove the dataset or group at ``path`` if there is one."""
+        if path in self.h5:
+            del self.h5[path]
+
+    def exists(self, path: str) -> bool:
+        return path in self.h5
+
     # ---- reading ------------------------------------------------------------------------------
     def has(self, group_name: str) -> bool:
         return group_name in self.h5 and "id" in self.h5[group_name]
+
+    def groups(self) -> list[str]:
+        """Names of the groups that hold per-candidate rows."""
+        return [name for name in self.h5 if self.has(name)]
+
+    def column_names(self, group_name: str) -> list[str]:
+        """The per-row columns of ``group_name`` (datasets as long as its ``id``)."""
+        g = self.h5[group_name]
+        n = g["id"].shape[0]
+        return [k for k, v in g.items() if isinstance(v, h5py.Dataset) and v.shape[:1] == (n,)]
 
     def column(self, group_name: str, name: str) -> np.ndarray:
         ds = self.h5[group_name][name]

@@ -16,8 +16,16 @@ from pathlib import Path
 
 import torch
 import torch_sim as ts
+from omegaconf import MISSING
 from pymatgen.core import Structure
 from pymatgen.io.ase import AseAtomsAdaptor
+
+
+@dataclass
+class CandidatesSettings:
+    """What every candidate source shares (``conf/candidates/``; each source's settings extend it)."""
+    source: str = MISSING  # builtin | files | wyformer
+    min_distance: float = 0.7  # Å; validity requires d_min > min_distance (periodic images included)
 
 
 @dataclass

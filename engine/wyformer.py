@@ -18,18 +18,37 @@ import json
 import logging
 import os
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 from pymatgen.core import Element
 
-from engine.candidates import symmetric_crystal
 from engine.models import ModelUnavailableError
-from engine.structures import Candidate, short_error
+from engine.sampler import SEED_ALLOWED_ELEMENTS, symmetric_crystal
+from engine.structures import Candidate, CandidatesSettings, short_error
 
 log = logging.getLogger(__name__)
 MODEL_FILES = ("best_model_params.pt", "config.yaml", "wyckoff_processor.json")
+
+
+@dataclass
+class WyformerCandidates(CandidatesSettings):
+    """WyFormer in CSX mode (``candidates=wyformer``)."""
+    source: str = "wyformer"
+    model: str | None = None  # a HuggingFace repo id (SymmetryAdvantage/...), downloaded when online
+    model_path: str | None = None  # or a folder with best_model_params.pt, config.yaml, wyckoff_processor.json
+    n_structures: int = 1000  # genes to keep (CSX-conforming)
+    samples_per_round: int = 1100  # genes sampled per call; rounds go on until n_structures are kept
+    max_rounds: int = 20
+    temperature: float = 1.0  # softmax temperature of every generated token
+    required_elements: list[str] = field(default_factory=lambda: ["Li"])
+    allowed_elements: list[str] = field(default_factory=lambda: list(SEED_ALLOWED_ELEMENTS))
+    n_elements: int | None = 3  # ternary; null = any
+    pyxtal_attempts: int = 10  # random placements tried per gene before it is recorded as unbuildable
+    max_atoms: int = 80  # larger generated cells are recorded as errors
+    seed: int = 0
 
 
 def load_wyformer(model: str | None, model_path: str | None, device: str | torch.device = "cpu"):

@@ -63,6 +63,7 @@ def fit_slope(t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class DiffusionEstimate:
+    """Diffusion coefficients per species from back-to-back MSD windows."""
     species: list  # labels, as given (e.g. atomic numbers)
     d: np.ndarray  # Å²/ps, mean over windows, one per species
     sem: np.ndarray  # Å²/ps, standard error of that mean (nan with a single window)

@@ -23,6 +23,7 @@ import spglib
 
 @dataclass
 class ProbeGrid:
+    """A periodic grid of N = n_a·n_b·n_c probe points over a frozen cell, reduced to M symmetry orbits."""
     shape: tuple[int, int, int]
     origin: np.ndarray  # (3,) fractional coordinates of grid point (0, 0, 0)
     orbit: np.ndarray  # (N,) index into ``representatives`` of each grid point's orbit

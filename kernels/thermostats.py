@@ -35,7 +35,9 @@ def system_kT(state: MDState) -> torch.Tensor:
 
 def berendsen_lambda(kT: torch.Tensor, kT_target: torch.Tensor, dt: torch.Tensor, tau: torch.Tensor,
                      bounds: tuple[float, float] = (0.8, 1.25)) -> torch.Tensor:
-    """Berendsen scaling factor λ per system; ``bounds`` clip λ so one bad step cannot blow the momenta up."""
+    """Berendsen scaling factor λ = sqrt(1 + dt/τ (kT_target/kT − 1)), shape (n_systems,); kT and kT_target in eV,
+    dt and τ in the same time unit (scalars or (n_systems,)). ``bounds`` clip λ so one bad step cannot blow the
+    momenta up."""
     ratio = torch.where(kT > 0, kT_target / kT, torch.ones_like(kT))
     lam2 = 1.0 + dt / tau * (ratio - 1.0)
     return lam2.clamp(min=0.0).sqrt().clamp(*bounds)
@@ -43,7 +45,8 @@ def berendsen_lambda(kT: torch.Tensor, kT_target: torch.Tensor, dt: torch.Tensor
 
 def berendsen_rescale[T: MDState](state: T, *, kT: torch.Tensor | float, dt: torch.Tensor | float,
                                   tau: torch.Tensor | float) -> T:
-    """Scale the momenta of every system by its Berendsen λ (kT, dt, tau scalars or one per system)."""
+    """Scale the momenta of every system by its Berendsen λ: kT [eV], dt and tau [ASE time units] scalars or
+    (n_systems,)."""
     as_t = lambda x: torch.as_tensor(x, dtype=state.dtype, device=state.device)
     lam = berendsen_lambda(system_kT(state), as_t(kT), as_t(dt), as_t(tau))
     state.set_constrained_momenta(state.momenta * lam[state.system_idx, None])
@@ -52,12 +55,14 @@ def berendsen_rescale[T: MDState](state: T, *, kT: torch.Tensor | float, dt: tor
 
 def nvt_berendsen_init(state: SimState, model: ModelInterface, *, kT: torch.Tensor | float,
                        **kwargs: Any) -> MDState:
-    """Forces and Maxwell–Boltzmann momenta at ``kT`` (or the momenta the state already has)."""
+    """Forces and Maxwell–Boltzmann momenta at ``kT`` [eV, scalar or (n_systems,)] (or the momenta the state
+    already has)."""
     return nve_init(state, model, kT=kT, **kwargs)
 
 
 def nvt_berendsen_step(state: MDState, model: ModelInterface, *, dt: torch.Tensor | float,
                        kT: torch.Tensor | float, tau: torch.Tensor | float, **_: Any) -> MDState:
-    """One velocity-Verlet step followed by the Berendsen rescaling."""
+    """One velocity-Verlet step of ``dt`` [ASE time units] followed by the Berendsen rescaling towards ``kT`` [eV]
+    with time constant ``tau`` (same units as dt); each a scalar or (n_systems,)."""
     state = nve_step(state, model, dt=dt)
     return berendsen_rescale(state, kT=kT, dt=dt, tau=tau)

@@ -36,6 +36,7 @@ SMEARING_EV = (-0.04, -0.02, 0.0, 0.02, 0.04)
 
 @dataclass
 class XiResult:
+    """Ξ and the two free-volume fractions it is made of (all dimensionless, in [0, 1])."""
     xi: float
     fv_connected: float  # fraction of the 2×2×2 block, smeared, at the level
     fv_disconnected: float  # fraction of the cell, smeared, at the level

@@ -66,7 +66,7 @@ def test_a_model_name_with_the_hub_out_of_reach_fails_at_once(monkeypatch):
     for about 45 s) with the message that says how to give the weights offline."""
     import matgl
 
-    from engine import models
+    from engine.models import base as models
 
     for var in ("HF_HUB_OFFLINE", "HTTPS_PROXY", "https_proxy"):
         monkeypatch.delenv(var, raising=False)

@@ -3,16 +3,10 @@
 import pytest
 from omegaconf import OmegaConf
 
-from engine.candidates import (
-    CsxError,
-    check_csx,
-    draw_chemical_systems,
-    load_candidates,
-)
+from engine.candidates import BuiltinCandidates, load_candidates
+from engine.sampler import SEED_ALLOWED_ELEMENTS, CsxError, check_csx, draw_chemical_systems
 
-from .conftest import ROOT
-
-SEED_ALLOWED = list(OmegaConf.load(ROOT / "conf" / "candidates" / "builtin.yaml").allowed_elements)
+SEED_ALLOWED = list(SEED_ALLOWED_ELEMENTS)
 
 
 def test_drawn_systems_obey_csx_and_are_reproducible():
@@ -34,7 +28,7 @@ def test_systems_outside_csx_are_refused_with_the_reason():
 
 
 def test_sampled_crystals_are_li_ternaries_from_the_allowed_list():
-    cfg = OmegaConf.load(ROOT / "conf" / "candidates" / "builtin.yaml")
+    cfg = OmegaConf.structured(BuiltinCandidates)
     cfg.chemical_systems, cfg.n_systems, cfg.per_system, cfg.max_atoms, cfg.seed = None, 4, 1, 16, 5
     cands = load_candidates(cfg)
     assert len(cands) >= 2

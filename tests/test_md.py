@@ -3,21 +3,16 @@
 import itertools
 import math
 
-import h5py
 import numpy as np
 import pytest
 import torch
 from pymatgen.core import Lattice, Structure
 from torch_sim.models.lennard_jones import LennardJonesModel
 
-from engine.md import (
-    MdSettings,
-    Replica,
-    TrajectorySink,
-    md_supercell,
-    perpendicular_widths,
-    run_replicas,
-)
+from engine.md_protocol import MdSettings
+from engine.md_replicas import Replica, run_replicas
+from engine.md_supercell import md_supercell, perpendicular_widths
+from engine.md_trajectories import TrajectorySink
 from engine.store import ResultStore
 
 from .test_screen import screen
@@ -70,8 +65,8 @@ class NanAfter(LennardJonesModel):
 
 def run(model, replicas, settings, tmp_path):
     done = []
-    with h5py.File(tmp_path / "t.h5", "w") as h5:
-        sink = TrajectorySink(h5, settings.frame_interval_ps, settings.frames_per_flush)
+    with ResultStore(tmp_path / "t.h5", "w") as store:
+        sink = TrajectorySink(store, settings.frame_interval_ps, settings.frames_per_flush)
         run_replicas(replicas, model, settings, sink, done.extend)
         frames = {r.key: sink.read(r) if not r.error else None for r in done}
     return {r.key: r for r in done}, frames

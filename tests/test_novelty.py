@@ -11,7 +11,7 @@ from engine.novelty import (
     make_matcher,
     prototype_key,
 )
-from engine.references import BuiltinReferences
+from engine.reference_sources import BuiltinReferences
 
 from .conftest import rattled
 from .test_screen import screen
@@ -62,9 +62,10 @@ def test_planted_duplicates_and_known_structures_are_reported_exactly():
     structures = [p[1] for p in plan]
     matcher = make_matcher(Cfg(MATCH))
     known = KnownStructures([(p.id, p.structure) for p in refs], matcher)
-    status, reason, dup_of, known_as = classify(ids, [prototype_key(s) for s in structures], structures,
-                                                UniqueSet(matcher), known)
-    got = dict(zip(ids, zip(status, dup_of, known_as)))
+    rows = classify(ids, [prototype_key(s) for s in structures], structures, UniqueSet(matcher), known)
+    assert [r.id for r in rows] == ids
+    got = {r.id: (r.status, r.duplicate_of, r.known_as) for r in rows}
+    reason = [r.reason for r in rows]
     assert got == {
         "a": ("pass", "", ""), "b": ("pass", "", ""), "a-copy": ("fail", "a", ""), "c": ("pass", "", ""),
         "lif": ("fail", "", next(p.id for p in refs if p.structure.composition.reduced_formula == "LiF")),
@@ -105,7 +106,7 @@ def test_a_structure_the_matcher_fails_on_is_an_error_and_the_rest_go_on():
     matcher = make_matcher(Cfg(MATCH))
     ids = ["a", "bad", "a-copy", "b"]
     structures = [a, b, permuted_and_shifted(a, 9), b]
-    status, reason, dup_of, _ = classify(ids, [prototype_key(s) for s in structures], structures, Brittle(matcher),
-                                         KnownStructures([], matcher))
-    assert status == ["pass", "error", "fail", "pass"]
-    assert reason[1] == "structure matcher: ValueError: degenerate lattice" and dup_of[2] == "a"
+    rows = classify(ids, [prototype_key(s) for s in structures], structures, Brittle(matcher),
+                    KnownStructures([], matcher))
+    assert [r.status for r in rows] == ["pass", "error", "fail", "pass"]
+    assert rows[1].reason == "structure matcher: ValueError: degenerate lattice" and rows[2].duplicate_of == "a"

@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 from pymatgen.core import Lattice, Structure
 
 from engine.builtin_phases import BUILTIN
+from engine.fire import RelaxSettings, relax
 from engine.models import load_model
 from engine.pes import (
     PesSettings,
@@ -20,7 +21,6 @@ from engine.pes import (
     evaluate_jobs,
     make_job,
 )
-from engine.relax import RelaxSettings, relax
 from kernels.grid import probe_grid
 from kernels.percolation import half_offsets, percolation_barriers
 from kernels.xi import connected_free_volume, disconnected_free_volume, xi_descriptor

@@ -7,14 +7,14 @@ from omegaconf import OmegaConf
 from pymatgen.core import Composition, Lattice, Structure
 
 from engine.builtin_phases import BUILTIN
-from engine.references import (
+from engine.reference_cache import structure_key
+from engine.reference_sources import (
     BuiltinReferences,
     FileReferences,
     MPAPIReferences,
     ReferenceUnavailableError,
     read_entries,
     reference_source,
-    structure_key,
 )
 
 from .conftest import SHARED
@@ -126,9 +126,10 @@ def test_references_relax_in_the_primitive_cell_to_the_conventional_cells_energy
     per atom the conventional cell relaxes to."""
     import torch
 
+    from engine.fire import RelaxSettings, relax
     from engine.models import load_model
-    from engine.references import ReferencePhase, relax_references
-    from engine.relax import RelaxSettings, relax
+    from engine.reference_cache import relax_references
+    from engine.reference_sources import ReferencePhase
 
     from .conftest import ROOT
 

@@ -4,8 +4,8 @@ import torch
 from pymatgen.core import Lattice, Structure
 from torch_sim.models.lennard_jones import LennardJonesModel
 
+from engine.fire import RelaxSettings, relax
 from engine.models import LoadedModel
-from engine.relax import RelaxSettings, relax
 
 from .conftest import rattled
 

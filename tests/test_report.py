@@ -4,9 +4,10 @@ import numpy as np
 import yaml
 from PIL import Image
 
+from engine.config import from_stored
 from engine.report import funnel, write_report
-from engine.store import ResultStore
-from engine.thermo import THERMO_COLUMNS
+from engine.store import ResultStore, row_columns
+from engine.thermo import ThermoRow
 
 
 def make_run(path):
@@ -24,7 +25,7 @@ def make_run(path):
         s.append("novelty", ids[2:], ["fail", "fail", "pass", "pass"], ["duplicate of c1", "known: mp-1", "", ""],
                  columns={"duplicate_of": ["c1", "", "", ""], "known_as": ["", "mp-1", "", ""]})
         s.append("relax", ids[4:], ["pass", "pass"], ["", ""])
-        thermo = {k: np.array([0.05, 0.3]) for k in THERMO_COLUMNS}
+        thermo = {k: np.array([0.05, 0.3]) for k, _ in row_columns(ThermoRow)}
         thermo.update(e_red=np.array([0.1, 1.0]), e_ox=np.array([4.2, 4.0]), anode_coating=np.array([True, False]),
                       cathode_coating=np.array([False, False]))
         for k in ("decomposition", "reaction_electrolyte", "reaction_cathode", "verdict"):
@@ -39,7 +40,7 @@ def test_funnel_counts_are_cumulative_and_the_files_are_written(tmp_path):
     run = tmp_path / "run.h5"
     make_run(run)
     with ResultStore(run, "r") as store:
-        steps = funnel(store, yaml.safe_load(store.metadata()["config"]))
+        steps = funnel(store, from_stored(store.metadata()["config"]))
     assert [(s.criterion.split(" ")[0], s.passed) for s in steps] == [
         ("candidates", 6), ("valid:", 5), ("E_g", 4), ("unique", 3), ("novel", 2), ("relaxed", 2),
         ("E_hull", 1), ("anode", 1), ("Li", 1), ("MD:", 1)]

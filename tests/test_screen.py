@@ -14,7 +14,7 @@ from engine.store import ResultStore
 
 from .conftest import ROOT, rattled
 
-SPINE = "stages=[candidates,relax,thermo,pes]"
+SPINE = "stages=[candidates,relax,references,thermo,pes]"
 # The kill test stops after relax to keep the suite short (thermo would relax ~40 reference phases first): the later
 # stages skip what the file holds through the same store.done_ids, and md's rerun is checked in test_md.py.
 SMALL = ["stages=[candidates,relax]", "candidates.chemical_systems=[[Li,Al,F],[Li,Mg,Cl],[Li,Y,Cl],[Li,Zr,Cl]]",

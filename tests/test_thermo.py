@@ -9,15 +9,11 @@ from pymatgen.analysis.phase_diagram import GrandPotentialPhaseDiagram, PhaseDia
 from pymatgen.core import Composition, Element
 from pymatgen.entries.computed_entries import ComputedEntry
 
-from engine import thermo
+from engine import criteria, hulls, thermo
+from engine.fire import RelaxSettings
 from engine.models import load_model
-from engine.references import (
-    BuiltinReferences,
-    FileReferences,
-    collect_phases,
-    relax_references,
-)
-from engine.relax import RelaxSettings
+from engine.reference_cache import relax_references
+from engine.reference_sources import BuiltinReferences, FileReferences, collect_phases
 
 from .conftest import ROOT, SHARED
 
@@ -34,21 +30,21 @@ def li_co_o_entries():
 
 def test_mp_e_above_hull_reproduced(li_co_o_entries):
     assert len(li_co_o_entries) == 457
-    pd = thermo.Hulls(li_co_o_entries)[LI_CO_O]
+    pd = hulls.Hulls(li_co_o_entries)[LI_CO_O]
     for e in li_co_o_entries:
-        assert thermo.e_above_hull(pd, e)[0] == pytest.approx(e.data["e_above_hull"], abs=1e-6), e.entry_id
+        assert hulls.e_above_hull(pd, e)[0] == pytest.approx(e.data["e_above_hull"], abs=1e-6), e.entry_id
     lco = next(e for e in li_co_o_entries if e.entry_id == "mp-22526-GGA+U")
     assert lco.composition.reduced_formula == "LiCoO2"
-    assert thermo.e_above_hull(pd, lco) == (pytest.approx(0.0, abs=1e-9), "1 LiCoO2")
+    assert hulls.e_above_hull(pd, lco) == (pytest.approx(0.0, abs=1e-9), "1 LiCoO2")
 
 
 def test_mp2020_with_mp_run_types_reproduces_mp_corrections(li_co_o_entries):
     """An entry rebuilt from MP's uncorrected energy and structure, with the run type and U values that
     ``mp_run_parameters`` assigns, gets exactly MP's corrected energy."""
-    rebuilt = [thermo.model_entry(e.structure, e.uncorrected_energy, e.entry_id) for e in li_co_o_entries]
+    rebuilt = [hulls.model_entry(e.structure, e.uncorrected_energy, e.entry_id) for e in li_co_o_entries]
     for e, r in zip(li_co_o_entries, rebuilt):
         assert r.parameters["run_type"] == e.parameters["run_type"], e.entry_id
-    corrected, dropped = thermo.apply_correction(rebuilt, "mp2020")
+    corrected, dropped = hulls.apply_correction(rebuilt, "mp2020")
     assert not dropped
     by_id = {e.entry_id: e for e in li_co_o_entries}
     diffs = [abs(c.energy_per_atom - by_id[c.entry_id].energy_per_atom) for c in corrected]
@@ -62,7 +58,7 @@ def test_window_agrees_with_grand_potential_diagram(li_co_o_entries):
     just outside it is not (Ong et al. 2008, built independently of get_element_profile)."""
     pd = PhaseDiagram(li_co_o_entries)
     lco = next(e for e in li_co_o_entries if e.entry_id == "mp-22526-GGA+U")
-    e_red, e_ox = thermo.stability_window(pd, lco.composition)
+    e_red, e_ox = hulls.stability_window(pd, lco.composition)
     assert 0 < e_red < e_ox < 6
     mu0 = pd.el_refs[Element("Li")].energy_per_atom
 
@@ -78,52 +74,52 @@ def test_mixing_energy_closed_form():
     """Li + F with LiF at -3 eV/atom: the most negative mixing energy is -3 eV/atom at x = 1/2."""
     entries = [ComputedEntry("Li", 0.0), ComputedEntry("F2", 0.0), ComputedEntry("LiF", -6.0)]
     pd = PhaseDiagram(entries)
-    energy, x, reaction = thermo.mixing_energy(pd, Composition("Li"), Composition("F"))
+    energy, x, reaction = hulls.mixing_energy(pd, Composition("Li"), Composition("F"))
     assert energy == pytest.approx(-3.0) and x == pytest.approx(0.5)
     assert "LiF" in reaction
     # and a window in closed form: LiF is stable from 0 V up to its formation energy per Li, 6 V
-    assert thermo.stability_window(pd, Composition("LiF")) == (pytest.approx(0.0), pytest.approx(6.0))
+    assert hulls.stability_window(pd, Composition("LiF")) == (pytest.approx(0.0), pytest.approx(6.0))
 
 
 def test_candidate_without_references_is_marked(li_co_o_entries):
-    hulls = thermo.Hulls(li_co_o_entries)
     cand = ComputedEntry("LiCaI3", -10.0, entry_id="c1")
-    _, status, reason, cols = thermo.evaluate_candidate(
-        cid="c1", entry=cand, rejected=None, hulls=hulls, criteria=thermo.CoatingCriteria(),
+    row = thermo.evaluate_candidate(
+        cid="c1", entry=cand, rejected=None, hulls=hulls.Hulls(li_co_o_entries), criteria=criteria.CoatingCriteria(),
         electrolyte=(Composition("Li10GeP2S12"), None, (np.nan, np.nan), "no LGPS"),
         cathode=(Composition("LiCoO2"), li_co_o_entries[0], ""), source_name="file")
-    assert status == "error" and "no reference" in reason and "Ca I" in reason and "e_hull" not in cols
+    assert row.status == "error" and "no reference" in row.reason and "Ca I" in row.reason and np.isnan(row.e_hull)
 
 
 def test_a_candidate_far_below_the_reference_hull_is_flagged(li_co_o_entries):
     """0.3 eV/atom below MP's Li-Co-O hull is more likely a phase missing from the references than a discovery:
     the reason says so (0.05 eV/atom below is left alone)."""
-    hulls = thermo.Hulls(li_co_o_entries)
+    hull_set = hulls.Hulls(li_co_o_entries)
     comp = Composition("LiCoO2")
-    hull = hulls[LI_CO_O].get_hull_energy_per_atom(comp) * comp.num_atoms
+    hull = hull_set[LI_CO_O].get_hull_energy_per_atom(comp) * comp.num_atoms
     reasons = {}
     for below in (0.3, 0.05):
         cand = ComputedEntry(comp, hull - below * comp.num_atoms, entry_id="c")
-        _, _, reasons[below], cols = thermo.evaluate_candidate(
-            cid="c", entry=cand, rejected=None, hulls=hulls, criteria=thermo.CoatingCriteria(),
+        row = thermo.evaluate_candidate(
+            cid="c", entry=cand, rejected=None, hulls=hull_set, criteria=criteria.CoatingCriteria(),
             electrolyte=(Composition("Li10GeP2S12"), None, (np.nan, np.nan), "no LGPS"),
             cathode=(comp, li_co_o_entries[0], ""), source_name="file")
-        assert cols["e_hull"] == pytest.approx(-below)
+        reasons[below] = row.reason
+        assert row.e_hull == pytest.approx(-below)
     assert reasons[0.3] == "no LGPS; E_hull -0.300 eV/atom: far below the reference hull; the references of Co-Li-O " \
                            "may miss phases (file)"
     assert reasons[0.05] == "no LGPS"
 
 
 def test_classify_follows_the_seed_criteria():
-    c = thermo.CoatingCriteria()
+    c = criteria.CoatingCriteria()
     lgps = (1.7, 2.1)
-    assert thermo.classify(0.0, 4.6, -0.05, -0.05, lgps, c).label == "AC+CC"
-    assert thermo.classify(0.0, 2.5, -0.05, -0.05, lgps, c).label == "AC"
-    assert thermo.classify(1.0, 4.6, -0.05, -0.05, lgps, c).label == "CC"
-    assert thermo.classify(1.0, 4.6, -0.05, -0.30, lgps, c).label == "none"  # reacts with the cathode
-    v = thermo.classify(0.0, 4.6, -0.30, -0.05, lgps, c)  # reacts with the electrolyte
+    assert criteria.classify(0.0, 4.6, -0.05, -0.05, lgps, c).label == "AC+CC"
+    assert criteria.classify(0.0, 2.5, -0.05, -0.05, lgps, c).label == "AC"
+    assert criteria.classify(1.0, 4.6, -0.05, -0.05, lgps, c).label == "CC"
+    assert criteria.classify(1.0, 4.6, -0.05, -0.30, lgps, c).label == "none"  # reacts with the cathode
+    v = criteria.classify(0.0, 4.6, -0.30, -0.05, lgps, c)  # reacts with the electrolyte
     assert v.label == "none" and "electrolyte" in v.reasons[0]
-    v = thermo.classify(1.0, 4.6, -0.05, -0.30, lgps, c)
+    v = criteria.classify(1.0, 4.6, -0.05, -0.30, lgps, c)
     assert any("cathode" in r for r in v.reasons)
 
 
@@ -141,20 +137,20 @@ def test_builtin_references_with_sevennet(tmp_path, monkeypatch):
 
     def no_relax(*args, **kwargs):
         raise AssertionError("cached references were relaxed again")
-    monkeypatch.setattr("engine.relax.relax", no_relax)
+    monkeypatch.setattr("engine.reference_cache.relax", no_relax)
     again = relax_references(phases, loaded, settings, tmp_path)
     assert {k: r.energy for k, r in again.items()} == {k: r.energy for k, r in relaxed.items()}
 
-    raw = [thermo.model_entry(r.structure, r.energy, k) for k, r in relaxed.items()]
-    entries, dropped = thermo.apply_correction(raw, "mp2020")
+    raw = [hulls.model_entry(r.structure, r.energy, k) for k, r in relaxed.items()]
+    entries, dropped = hulls.apply_correction(raw, "mp2020")
     assert not dropped
-    hulls = thermo.Hulls(entries)
+    hull_set = hulls.Hulls(entries)
     windows = {}
     for formula in ("Li10GeP2S12", "LiF", "Li3AlF6", "Li3YCl6", "Li2ZrCl6"):
         comp = Composition(formula)
         entry = min((e for e in entries if e.composition.reduced_formula == comp.reduced_formula),
                     key=lambda e: e.energy_per_atom)
-        windows[formula] = thermo.window_of(entry, hulls[thermo.chemsys(comp)])
+        windows[formula] = hulls.window_of(entry, hull_set[hulls.chemsys(comp)])
     print({k: tuple(round(v, 3) for v in w) for k, w in windows.items()})
     e_red, e_ox = windows["Li10GeP2S12"]
     assert 1.4 <= e_red < e_ox <= 2.5
@@ -167,11 +163,11 @@ def test_builtin_references_with_sevennet(tmp_path, monkeypatch):
 def test_include_candidates_judges_candidates_against_each_other(li_co_o_entries):
     """Two LiCoO2 polymorphs below the MP hull: alone each is below it; with both in the hull, the higher one is
     above the lower one by their difference."""
-    pd = thermo.Hulls(li_co_o_entries)[LI_CO_O]
+    pd = hulls.Hulls(li_co_o_entries)[LI_CO_O]
     comp = Composition("LiCoO2")
     hull = pd.get_hull_energy_per_atom(comp) * comp.num_atoms
     low, high = ComputedEntry(comp, hull - 0.20, entry_id="low"), ComputedEntry(comp, hull - 0.08, entry_id="high")
-    assert thermo.e_above_hull(pd, high)[0] == pytest.approx(-0.02)
-    with_both = thermo.Hulls([*li_co_o_entries, low, high])[LI_CO_O]
-    e_hull, products = thermo.e_above_hull(with_both, high)
+    assert hulls.e_above_hull(pd, high)[0] == pytest.approx(-0.02)
+    with_both = hulls.Hulls([*li_co_o_entries, low, high])[LI_CO_O]
+    e_hull, products = hulls.e_above_hull(with_both, high)
     assert e_hull == pytest.approx(0.03) and products == "1 LiCoO2"

@@ -1,0 +1,75 @@
+"""The run's config schema: the settings dataclasses of the stages, registered with Hydra's ConfigStore.
+
+The dataclasses hold every setting and its default; the YAML files in ``conf/`` hold only what differs from them
+(the seed's numbers where they are not the defaults, presets, the model files). Every config node is typed, so an
+unknown key in a config file or on the command line stops the run before any work, naming the key
+(``python -m engine.screen relax.fmx=0.1``: "Key 'fmx' not in 'RelaxSettings'").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+import yaml
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, OmegaConf
+
+from engine.bandgap import BandGapSettings
+from engine.candidates import BuiltinCandidates, FilesCandidates
+from engine.criteria import CoatingCriteria
+from engine.fire import RelaxSettings
+from engine.md_protocol import MdSettings
+from engine.models import ModelSettings
+from engine.novelty import NoveltySettings
+from engine.pes import PesSettings
+from engine.reference_sources import ReferencesSettings
+from engine.structures import CandidatesSettings
+from engine.thermo import ThermoSettings
+from engine.wyformer import WyformerCandidates
+
+CANDIDATE_SOURCES = {"builtin": BuiltinCandidates, "files": FilesCandidates, "wyformer": WyformerCandidates}
+DEFAULT_STAGES = ["candidates", "bandgap", "novelty", "relax", "references", "thermo", "pes"]
+
+
+@dataclass
+class ScreenConfig:
+    model: ModelSettings = field(default_factory=ModelSettings)  # the run's uMLIP (relax, references, default)
+    candidates: CandidatesSettings = MISSING  # one of CANDIDATE_SOURCES, chosen by the conf group
+    bandgap: BandGapSettings = field(default_factory=BandGapSettings)
+    novelty: NoveltySettings = field(default_factory=NoveltySettings)
+    relax: RelaxSettings = field(default_factory=RelaxSettings)
+    references: ReferencesSettings = field(default_factory=ReferencesSettings)
+    thermo: ThermoSettings = field(default_factory=ThermoSettings)
+    criteria: CoatingCriteria = field(default_factory=CoatingCriteria)
+    pes: PesSettings = field(default_factory=PesSettings)
+    md: MdSettings = field(default_factory=MdSettings)
+    stages: list[str] = field(default_factory=lambda: list(DEFAULT_STAGES))  # run in this order (engine.stages)
+    device: str = "auto"  # auto = cuda when available, else cpu
+    threads: int | None = None  # torch CPU threads (null: torch's default)
+    output: str = "runs/screen.h5"  # one HDF5 file per run; rerunning the same command resumes it
+
+
+def register() -> None:
+    """Register the schema (``screen_schema``) and each candidate source's (``candidates/<source>_schema``)."""
+    cs = ConfigStore.instance()
+    cs.store(name="screen_schema", node=ScreenConfig)
+    for source, node in CANDIDATE_SOURCES.items():
+        cs.store(group="candidates", name=f"{source}_schema", node=node)
+
+
+def from_stored(config_yaml: str) -> ScreenConfig:
+    """The typed config of a run file (its root ``config`` attribute); keys the schema does not know (a file
+    written by an older version) are left out, missing sections take their defaults."""
+    data = yaml.safe_load(config_yaml or "") or {}
+    schema = OmegaConf.structured(ScreenConfig)
+    source = (data.get("candidates") or {}).get("source", "builtin")
+    schema.candidates = OmegaConf.structured(CANDIDATE_SOURCES.get(source, BuiltinCandidates))
+    known = {}
+    for f in fields(ScreenConfig):
+        if f.name not in data:
+            continue
+        value = data[f.name]
+        if isinstance(value, dict):
+            value = {k: v for k, v in value.items() if k in schema[f.name].keys()}
+        known[f.name] = value
+    return OmegaConf.to_object(OmegaConf.merge(schema, known))

@@ -1,0 +1,67 @@
+"""Universal ML potentials by configuration: one function from a model config to a torch-sim model.
+
+``load_model(cfg, device)`` returns a :class:`LoadedModel`: the torch-sim ``ModelInterface`` (energy [eV],
+forces [eV/Å], stress [eV/Å³, ASE sign convention]) plus what the engine needs around it: the elements the
+model knows, its cutoff and a checksum of its weights for the run's provenance. One module per package family:
+
+- ``sevennet``: SevenNet through ``sevenn.torchsim.SevenNetModel`` (``7net-0``, ``7net-l3i5``, ``7net-mf-0``
+  with ``modal``); weights ship inside ``sevenn``; energy-only surgery for probe grids.
+- ``chgnet``: CHGNet 0.3.0 (float32 only; its graph code hard-codes float32).
+- ``matgl``: matgl potentials (TensorNet-MatPES-PBE, M3GNet-MP-2021.2.8-PES); a name (downloaded by matgl when
+  online) or a local model folder.
+- ``mace``: torch-sim's ``MaceModel`` on a local ``.model`` file or a mace-mp name, with the e3nn 0.4.4 shim.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch_sim.models.interface import ModelInterface
+
+from engine.models.base import (
+    DTYPES,
+    LoadedModel,
+    ModelSettings,
+    ModelUnavailableError,
+    resolve_device,
+    sha256_of,
+)
+
+__all__ = ["LoadedModel", "ModelSettings", "ModelUnavailableError", "energy_only", "load_model", "resolve_device",
+           "sha256_of"]
+
+
+def _loader(kind: str):
+    if kind == "sevennet":
+        from engine.models.sevennet import load_sevennet
+        return load_sevennet
+    if kind == "chgnet":
+        from engine.models.chgnet import load_chgnet
+        return load_chgnet
+    if kind == "matgl":
+        from engine.models.matgl import load_matgl_model
+        return load_matgl_model
+    if kind == "mace":
+        from engine.models.mace import load_mace
+        return load_mace
+    raise ValueError(f"unknown model kind {kind!r}; one of ['chgnet', 'mace', 'matgl', 'sevennet']")
+
+
+def load_model(cfg: Any, device: str | torch.device = "cpu") -> LoadedModel:
+    """Model config (``kind``, ``name``, optional ``path``, ``dtype``, ``modal``) -> :class:`LoadedModel`."""
+    loader = _loader(str(cfg.kind))
+    dtype = DTYPES[str(cfg.get("dtype", "float64"))]
+    return loader(cfg, resolve_device(device), dtype)
+
+
+def energy_only(loaded: LoadedModel) -> tuple[ModelInterface, bool]:
+    """A model for energies alone (probe grids need no forces) and whether it may run under ``torch.no_grad``.
+
+    SevenNet gets its force/stress backward pass removed (:func:`engine.models.sevennet.energy_only`); other models
+    are returned unchanged (their forces may need autograd, so no ``no_grad``)."""
+    if loaded.kind == "sevennet":
+        from engine.models.sevennet import energy_only as sevennet_energy_only
+
+        return sevennet_energy_only(loaded), True
+    return loaded.model, False

@@ -1,0 +1,79 @@
+"""What every model adapter returns: the torch-sim model plus what the engine needs around it."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from ase.data import chemical_symbols
+from torch_sim.models.interface import ModelInterface
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+@dataclass
+class ModelSettings:
+    """One uMLIP (``conf/model/*.yaml``)."""
+    kind: str = "sevennet"  # sevennet | chgnet | matgl | mace
+    name: str = "7net-0"  # a package name of the weights (downloaded when online, or shipped in the package)
+    path: str | None = None  # local weights (a file, or matgl's model folder); overrides name for loading
+    modal: str | None = None  # multi-fidelity heads (SevenNet-MF: PBE | R2SCAN)
+    dtype: str = "float64"  # float32 | float64 (SevenNet and CHGNet: float32 only)
+
+
+class ModelUnavailableError(RuntimeError):
+    """A model's weights cannot be found or loaded; the message says how to get them."""
+
+
+def hub_reachable(host: str = "huggingface.co", timeout_s: float = 3.0) -> bool:
+    """Whether the model hub can be reached: not with ``HF_HUB_OFFLINE=1``, nor when a direct connection fails
+    within ``timeout_s`` (behind an HTTPS proxy the hub client is trusted to find its way)."""
+    if os.environ.get("HF_HUB_OFFLINE") == "1":
+        return False
+    if os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy"):
+        return True
+    try:
+        socket.create_connection((host, 443), timeout=timeout_s).close()
+    except OSError:
+        return False
+    return True
+
+
+@dataclass
+class LoadedModel:
+    model: ModelInterface
+    name: str
+    kind: str
+    supported_z: frozenset[int]
+    cutoff: float
+    checksum: str
+    source: str
+
+    def unsupported_elements(self, atomic_numbers) -> list[str]:
+        return sorted({chemical_symbols[int(z)] for z in set(np.asarray(atomic_numbers).tolist())
+                       if int(z) not in self.supported_z})
+
+    def provenance(self) -> dict[str, str]:
+        return {"name": self.name, "kind": self.kind, "source": self.source, "sha256": self.checksum}
+
+
+def sha256_of(path: str | Path) -> str:
+    path = Path(path)
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    h = hashlib.sha256()
+    for p in files:
+        with open(p, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    if str(device) in ("auto", "None"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)

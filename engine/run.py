@@ -1,0 +1,86 @@
+"""What the stages of one run share: the config, the store, the device, the loaded models, and which candidates
+each stage takes (from the stage table's feeders)."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+from pymatgen.core import Structure
+from tqdm import tqdm
+
+from engine.models import LoadedModel, ModelSettings, load_model, resolve_device
+from engine.store import ResultStore
+
+MODEL_CONF = Path(__file__).resolve().parents[1] / "conf" / "model"
+
+
+def model_config(spec) -> DictConfig:
+    """A model config from a name in ``conf/model/`` or a mapping, checked against :class:`ModelSettings` (an unknown
+    key stops here, naming it)."""
+    raw = OmegaConf.load(MODEL_CONF / f"{spec}.yaml") if isinstance(spec, str) else OmegaConf.create(spec)
+    return OmegaConf.merge(OmegaConf.structured(ModelSettings), raw)
+
+
+class Run:
+    """One run: ``cfg`` (the Hydra config), ``store`` (its HDF5 file) and ``stages`` (the stage table by name)."""
+
+    def __init__(self, cfg: DictConfig, store: ResultStore, stages: Mapping):
+        self.cfg, self.store, self.stages = cfg, store, stages
+        self.device = resolve_device(cfg.device)
+        self._models: dict[str, LoadedModel] = {}
+
+    def settings(self, section: str):
+        """The typed settings dataclass of a config section (e.g. ``RelaxSettings`` for ``relax``)."""
+        return OmegaConf.to_object(self.cfg[section])
+
+    def model(self, role: str, model_cfg) -> LoadedModel:
+        key = OmegaConf.to_yaml(model_cfg)
+        if key not in self._models:
+            self._models[key] = load_model(model_cfg, self.device)
+            self.store.record_models({role: self._models[key].provenance()})
+        return self._models[key]
+
+    def stage_model(self, stage: str, spec) -> LoadedModel:
+        """The model a stage's config names: null = the run's model; a name of a file in conf/model/; or a
+        model config."""
+        if spec is None:
+            return self.model("relax", self.cfg.model)
+        cfg = model_config(spec)
+        return self.model(f"{stage}:{cfg.name if cfg.name else spec}", cfg)
+
+    # ---- which candidates a stage takes -------------------------------------------------------------------
+    def input_stage(self, name: str) -> str:
+        """The stage whose passing candidates ``name`` takes: the last of its feeders configured before it, else
+        the first feeder the file already holds, else its last feeder."""
+        feeders = self.stages[name].feeders
+        stages = list(self.cfg.stages)
+        before = stages[:stages.index(name)] if name in stages else stages
+        configured = [s for s in reversed(before) if s in feeders]
+        if configured:
+            return configured[0]
+        return next((s for s in feeders if self.store.has(s)), feeders[-1])
+
+    def passed_input(self, name: str) -> list[str]:
+        """Ids that passed the stage before ``name``, in that stage's row order."""
+        return self.store.ids(self.input_stage(name), status="pass")
+
+    def pending(self, name: str) -> list[str]:
+        """Ids that passed the stage before ``name`` and have no row in ``name`` yet."""
+        done = self.store.done_ids(name)
+        return [i for i in self.passed_input(name) if i not in done]
+
+    def input_structures(self, name: str, ids) -> dict[str, Structure]:
+        """{id: structure} of ``ids`` from the group the stage table names as ``name``'s structures."""
+        return self.store.structures(self.stages[name].structures, ids)
+
+    @contextlib.contextmanager
+    def progress(self, stage: str, total: int):
+        bar = tqdm(total=total, desc=stage, unit="structure", file=sys.stderr, dynamic_ncols=True)
+        try:
+            yield bar
+        finally:
+            bar.close()

@@ -1,0 +1,111 @@
+"""The layout the README promises: small modules, the HDF5 file behind the store alone, no import cycle, kernels free
+of I/O and config, and a stage table whose rows the store can write."""
+
+import ast
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.stages import STAGES
+from engine.store import ResultStore, row_columns
+
+from .conftest import ROOT
+
+PACKAGES = ("engine", "kernels")
+MODULES = sorted(p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py"))
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+NAMES = {module_name(p): p for p in MODULES}
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Modules of this project that ``path`` imports, anywhere in the file (function-level imports included)."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        else:
+            continue
+        out |= {n for n in names if n in NAMES}
+    return out
+
+
+def test_no_module_over_350_lines():
+    long = {str(p.relative_to(ROOT)): n for p in MODULES if (n := len(p.read_text().splitlines())) > 350}
+    assert not long, long
+
+
+def test_only_the_store_touches_hdf5():
+    users = [str(p.relative_to(ROOT)) for p in MODULES if "h5py" in {
+        n.split(".")[0] for n in _all_imports(p)} and p.name != "store.py"]
+    assert not users, users
+
+
+def _all_imports(path: Path) -> set[str]:
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            out.add(node.module)
+    return out
+
+
+def test_kernels_are_free_of_io_config_and_the_engine():
+    for p in (ROOT / "kernels").rglob("*.py"):
+        roots = {n.split(".")[0] for n in _all_imports(p)}
+        assert not roots & {"engine", "h5py", "hydra", "omegaconf", "yaml", "json"}, (p.name, roots)
+
+
+def test_no_import_cycle():
+    graph = {name: imported_modules(path) - {name} for name, path in NAMES.items()}
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                pytest.fail("import cycle: " + " -> ".join(stack[stack.index(nxt):] + [nxt]))
+            if nxt not in state:
+                visit(nxt)
+        stack.pop()
+        state[node] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name)
+
+
+def test_stage_modules_do_not_import_each_other():
+    stage_modules = {s.run.__module__ for s in STAGES}
+    for name in stage_modules:
+        assert not imported_modules(NAMES[name]) & (stage_modules - {name}), name
+
+
+def test_every_stage_has_a_conf_group_or_section_and_a_writable_row(tmp_path):
+    """Each stage's row dataclass round-trips through the store with its default values."""
+    with ResultStore(tmp_path / "rows.h5") as store:
+        for stage in STAGES:
+            assert (ROOT / "conf" / stage.name).is_dir(), stage.name
+            fields = {f.name for f in dataclasses.fields(stage.row)}
+            assert {"id", "status", "reason"} <= fields
+            row = stage.row("x", "fail", "why")
+            for name, tp in row_columns(stage.row):  # fixed-width arrays need a width: give every array one
+                if tp is np.ndarray and np.asarray(getattr(row, name)).size == 0:
+                    setattr(row, name, np.full(2, np.nan))
+            store.append_rows(stage.name, [row])
+            assert store.ids(stage.name) == ["x"] and store.column(stage.name, "status")[0] == "fail"
+            written = set(store.column_names(stage.name)) | ({"structure"} if store.exists(f"{stage.name}/structure")
+                                                            else set())
+            assert written == fields, (stage.name, written ^ fields)

@@ -1,0 +1,64 @@
+"""The config schema: unknown keys stop the run before any work, naming the key; YAML holds only differences."""
+
+import subprocess
+import sys
+
+import pytest
+from omegaconf import OmegaConf
+
+from engine.config import ScreenConfig, from_stored
+from engine.fire import RelaxSettings
+from engine.pes import PesSettings
+
+from .conftest import ROOT
+
+
+def screen_fails(*args, cwd=ROOT) -> str:
+    proc = subprocess.run([sys.executable, "-m", "engine.screen", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300, env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"})
+    assert proc.returncode != 0
+    return proc.stdout + proc.stderr
+
+
+def test_an_unknown_key_on_the_command_line_stops_the_run_naming_it(tmp_path):
+    out = tmp_path / "never.h5"
+    text = screen_fails("relax.fmx=0.1", f"output={out}")
+    assert "Key 'fmx' not in 'RelaxSettings'" in text and "relax.fmx" in text
+    assert not out.exists()  # stopped before any work
+
+
+def test_an_unknown_key_in_a_conf_file_stops_the_run_naming_it(tmp_path):
+    (tmp_path / "pes").mkdir()
+    (tmp_path / "pes" / "typo.yaml").write_text("spacing: 0.4\nshort_circut: true\n")
+    out = tmp_path / "never.h5"
+    text = screen_fails("--config-dir", str(tmp_path), "pes=typo", f"output={out}")
+    assert "Key 'short_circut' not in 'PesSettings'" in text
+    assert not out.exists()
+
+
+def test_the_composed_default_config_is_the_schema_plus_the_yaml_differences():
+    from hydra import compose, initialize_config_dir
+
+    from engine.config import register
+
+    register()
+    with initialize_config_dir(str(ROOT / "conf"), version_base=None):
+        cfg = compose("screen")
+        smoke = compose("screen", overrides=["preset=smoke"])
+    assert OmegaConf.to_object(cfg.relax) == RelaxSettings()
+    pes = OmegaConf.to_object(cfg.pes)
+    assert isinstance(pes, PesSettings) and pes.spacing == 0.5 and pes.short_circuit  # pes=quick
+    assert pes.xi_min == PesSettings().xi_min  # the rest from the schema
+    assert cfg.references.partners == ["Li10GeP2S12", "LiCoO2"]  # interpolated from thermo
+    assert list(cfg.stages) == ["candidates", "bandgap", "novelty", "relax", "references", "thermo", "pes"]
+    assert smoke.md.production_ps == 0.2 and smoke.md.model is None and smoke.candidates.per_system == 1
+
+    typed = from_stored(OmegaConf.to_yaml(cfg, resolve=True))
+    assert isinstance(typed, ScreenConfig) and typed.pes == pes and typed.candidates.max_atoms == 12
+
+
+def test_a_stored_config_from_an_older_layout_still_reads():
+    typed = from_stored("thermo: {cache_dir: /old, electrolyte: Li3PS4}\ncandidates: {source: files, path: x}\n")
+    assert typed.thermo.electrolyte == "Li3PS4" and typed.candidates.path == "x"
+    with pytest.raises(AttributeError):
+        typed.thermo.cache_dir  # noqa: B018 - the old key is left out
