@@ -48,6 +48,7 @@ class BandGapSettings:
 
 @dataclass
 class BandGapRow(Row):
+    """One candidate at the band-gap filter."""
     band_gap: float = NAN  # eV (NaN: not evaluated)
 
 
@@ -187,6 +188,7 @@ def run_stage(run) -> None:
 
 
 def funnel(store, cfg) -> list[tuple[str, set[str] | None, str]]:
+    """The report\'s funnel steps: (criterion, ids passing it or None for this stage\'s pass rows, note)."""
     reasons = store.column("bandgap", "reason") if store.has("bandgap") else []
     note = "not evaluated (no band-gap model)" if len(reasons) and all(
         r.startswith(NOT_EVALUATED) for r in reasons) else ""

@@ -62,6 +62,7 @@ class FilesCandidates(CandidatesSettings):
 
 @dataclass
 class CandidateRow(Row):
+    """One candidate as read or generated, with its validity."""
     source: str = ""  # file (and frame) or generator the structure came from
     formula: str = ""  # reduced formula ("" when unreadable)
     spacegroup: int = 0  # spglib at 0.1 Å (0: none found or unreadable)
@@ -131,4 +132,5 @@ def run_stage(run) -> None:
 
 
 def funnel(store, cfg) -> list[tuple[str, set[str] | None, str]]:
+    """The report\'s funnel steps: (criterion, ids passing it or None for this stage\'s pass rows, note)."""
     return [(f"valid: d_min > {cfg.candidates.min_distance} Å", None, "")]

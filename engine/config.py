@@ -19,7 +19,7 @@ from engine.candidates import BuiltinCandidates, FilesCandidates
 from engine.criteria import CoatingCriteria
 from engine.fire import RelaxSettings
 from engine.md_protocol import MdSettings
-from engine.models import ModelSettings
+from engine.models import ModelSettings, model_config
 from engine.novelty import NoveltySettings
 from engine.pes import PesSettings
 from engine.reference_sources import ReferencesSettings
@@ -33,6 +33,7 @@ DEFAULT_STAGES = ["candidates", "bandgap", "novelty", "relax", "references", "th
 
 @dataclass
 class ScreenConfig:
+    """The whole run's config: one section per conf group, plus the run's own settings."""
     model: ModelSettings = field(default_factory=ModelSettings)  # the run's uMLIP (relax, references, default)
     candidates: CandidatesSettings = MISSING  # one of CANDIDATE_SOURCES, chosen by the conf group
     bandgap: BandGapSettings = field(default_factory=BandGapSettings)
@@ -47,6 +48,22 @@ class ScreenConfig:
     device: str = "auto"  # auto = cuda when available, else cpu
     threads: int | None = None  # torch CPU threads (null: torch's default)
     output: str = "runs/screen.h5"  # one HDF5 file per run; rerunning the same command resumes it
+
+
+# settings that name another model than the run's (null, a file in conf/model/, or a model config)
+MODEL_SPECS = (("pes", "interstitial_model"), ("pes", "framework_model"), ("md", "model"))
+
+
+def check_model_specs(cfg) -> None:
+    """Each model a stage names exists as a config and has only known keys; raises ValueError naming the setting."""
+    for section, key in MODEL_SPECS:
+        spec = cfg[section][key]
+        if spec is None:
+            continue
+        try:
+            model_config(spec if isinstance(spec, str) else OmegaConf.to_container(spec))
+        except Exception as exc:  # noqa: BLE001 - omegaconf and file errors alike, reported with the setting
+            raise ValueError(f"{section}.{key}: {str(exc).splitlines()[0]}") from None
 
 
 def register() -> None:

@@ -2,21 +2,22 @@
 
 Protocol of the reference pipeline (:class:`engine.md_protocol.MdSettings` holds its numbers):
 
-1. supercell (:mod:`engine.md_supercell`) of the relaxed cell with at least ``min_atoms`` atoms and every perpendicular width at least
-   ``min_width`` Å (the smallest diagonal supercell of the Niggli-reduced cell), positions relaxed at fixed cell to
-   ``prerelax_fmax`` [eV/Å];
+1. supercell (:mod:`engine.md_supercell`) of the relaxed cell with at least ``min_atoms`` atoms and every
+   perpendicular width at least ``min_width`` Å (the smallest diagonal supercell of the Niggli-reduced cell),
+   positions relaxed at fixed cell to ``prerelax_fmax`` [eV/Å];
 2. thermalisation with the Berendsen thermostat (``kernels/thermostats.py``), then production with torch-sim's
    Nosé–Hoover chain, at each temperature in ``temperatures`` [K]: ``transport_temperature`` for Li transport,
    ``framework_temperature`` for framework stability;
-3. (:mod:`engine.md_analysis`) D ± s.e.m. per species from windowed MSD fits, σ_Li by Nernst–Einstein, extrapolated to ``room_temperature``
-   with E_a = ``activation_energy`` (``kernels/diffusion.py``).
+3. (:mod:`engine.md_analysis`) D ± s.e.m. per species from windowed MSD fits, σ_Li by Nernst–Einstein, extrapolated
+   to ``room_temperature`` with E_a = ``activation_energy`` (``kernels/diffusion.py``).
 
-All replicas (candidates × temperatures) run as systems (:mod:`engine.md_replicas`) of batched torch-sim states with per-system temperature
-and thermostat state; torch-sim's ``BinningAutoBatcher`` packs them into batches of at most
-``max_atoms_per_batch`` atoms. Unwrapped positions are sampled every ``sample_interval_fs``, buffered on the
-device and streamed to ``md/trajectories/<id>/<T>K`` (:mod:`engine.md_trajectories`) in chunks of ``frames_per_flush`` frames, so memory stays
-bounded. A replica that explodes (non-finite energy or positions, temperature beyond ``runaway_factor`` × target,
-two atoms closer than ``min_distance`` Å) leaves its batch with a reason; the others go on.
+All replicas (candidates × temperatures) run as systems (:mod:`engine.md_replicas`) of batched torch-sim states with
+per-system temperature and thermostat state; torch-sim's ``BinningAutoBatcher`` packs them into batches of at most
+``max_atoms_per_batch`` atoms. Unwrapped positions are sampled every ``sample_interval_fs``, buffered on the device
+and streamed to ``md/trajectories/<id>/<T>K`` (:mod:`engine.md_trajectories`) in chunks of ``frames_per_flush``
+frames, so memory stays bounded. A replica that explodes (non-finite energy or positions, temperature beyond
+``runaway_factor`` × target, two atoms closer than ``min_distance`` Å) leaves its batch with a reason; the others go
+on.
 
 A candidate's row is written once all its replicas have finished; a killed run redoes the candidates without a row
 (their partial trajectories are discarded).
@@ -42,6 +43,7 @@ from engine.structures import short_error
 
 @dataclass
 class MdRow(Row):
+    """One candidate after MD at every temperature (transport and framework)."""
     supercell: np.ndarray = field(default_factory=lambda: np.zeros(3, np.int64))  # (3,) repetitions of the cell
     n_atoms: int = -1  # atoms in the supercell
     volume: float = NAN  # Å³, supercell
@@ -71,7 +73,8 @@ class MdRow(Row):
         return cls(cid, Status.ERROR, reason, temperature_mean=nan, temperature_std=nan.copy())
 
 
-def prepare(structures: dict[str, Structure], loaded: LoadedModel, settings: MdSettings, write_error) -> dict[str, tuple[Structure, tuple, float]]:
+def prepare(structures: dict[str, Structure], loaded: LoadedModel, settings: MdSettings,
+            write_error) -> dict[str, tuple[Structure, tuple, float]]:
     """Supercell and fixed-cell pre-relaxation per candidate: {id: (supercell, scale, fmax [eV/Å])}."""
     cells, errors = {}, []
     for cid, s in structures.items():
@@ -182,4 +185,5 @@ def criteria_counts(store, cfg) -> tuple[str, list[tuple[str, int]]]:
 
 
 def funnel(store, cfg) -> list[tuple[str, set[str] | None, str]]:
+    """The report\'s funnel steps: (criterion, ids passing it or None for this stage\'s pass rows, note)."""
     return [("MD: σ(300 K), framework stability, Li MSD", None, "")]

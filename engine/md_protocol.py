@@ -9,6 +9,7 @@ from typing import Any
 
 @dataclass
 class MdSettings:
+    """Multi-replica NVT MD (``conf/md/``); times in ps or fs, temperatures in K, lengths in Å as named."""
     temperatures: list[float] = field(default_factory=lambda: [500.0, 1000.0])  # K, one replica per candidate and T
     transport_temperature: float = 500.0  # K, Li diffusion and conductivity
     framework_temperature: float = 1000.0  # K, framework stability

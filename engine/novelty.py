@@ -42,6 +42,7 @@ class NoveltySettings:
 
 @dataclass
 class NoveltyRow(Row):
+    """One candidate at the uniqueness and novelty filter."""
     duplicate_of: str = ""  # id of the earlier equivalent candidate
     known_as: str = ""  # name of the known structure it matches
 
@@ -164,5 +165,6 @@ def run_stage(run) -> None:
 
 
 def funnel(store, cfg) -> list[tuple[str, set[str] | None, str]]:
+    """The report\'s funnel steps: (criterion, ids passing it or None for this stage\'s pass rows, note)."""
     dup = store.column_by_id("novelty", "duplicate_of")
     return [("unique", {i for i, d in dup.items() if not d}, ""), ("novel (no known structure matches)", None, "")]

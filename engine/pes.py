@@ -13,9 +13,9 @@ once one passes (the built-in run: the framework grid first, the cheaper one sin
 
 Every probe is one system of a batched torch-sim ``SimState``: the frozen host copied once per probe plus one Li.
 All probes of all candidates of a chunk are cut into batches of at most ``max_atoms_per_batch`` atoms, so small
-hosts share a forward pass (:mod:`engine.probes`). Probe energies are stored relative to the host's own energy [eV]. Grid points closer
-than ``exclusion_radius`` to a host atom are not computed (+inf), and with ``use_symmetry`` only one point of
-each orbit of the host's space group is (``kernels/grid.py``).
+hosts share a forward pass (:mod:`engine.probes`). Probe energies are stored relative to the host's own energy
+[eV]. Grid points closer than ``exclusion_radius`` to a host atom are not computed (+inf), and with
+``use_symmetry`` only one point of each orbit of the host's space group is (``kernels/grid.py``).
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ class PesSettings:
 
 @dataclass
 class PesRow(Row):
+    """One candidate's Li-transport descriptors from its probe grids."""
     xi: float = NAN  # Ξ of the interstitial grid
     fv_connected: float = NAN  # connected free-volume fraction at xi_level
     fv_disconnected: float = NAN
@@ -220,4 +221,5 @@ def criteria_counts(store, cfg) -> tuple[str, list[tuple[str, int]]]:
 
 
 def funnel(store, cfg) -> list[tuple[str, set[str] | None, str]]:
+    """The report\'s funnel steps: (criterion, ids passing it or None for this stage\'s pass rows, note)."""
     return [("Li transport from probe grids (Ξ or E_mig)", None, "")]

@@ -33,6 +33,7 @@ from engine.rows import NAN, Row, Status
 
 @dataclass
 class ReferenceRow(Row):
+    """One reference phase with its energies."""
     formula: str = ""  # reduced formula
     source: str = ""  # the reference source (builtin, file:<name>, mp_api)
     energy_per_atom: float = NAN  # eV/atom, raw (model or source)

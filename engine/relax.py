@@ -21,4 +21,5 @@ def run_stage(run) -> None:
 
 
 def funnel(store, cfg) -> list[tuple[str, set[str] | None, str]]:
+    """The report\'s funnel steps: (criterion, ids passing it or None for this stage\'s pass rows, note)."""
     return [("relaxed (FIRE converged)", None, "")]

@@ -28,6 +28,7 @@ from engine.md_protocol import MdSettings
 from engine.stages import STAGES
 from engine.store import ResultStore
 from engine.structures import spacegroup_number
+from engine.thermo import stored_partners
 
 
 @dataclass
@@ -198,10 +199,10 @@ def plot_windows(store: ResultStore, crit: CoatingCriteria, path: Path, max_rows
     ax.set_yticks(range(len(rows)), [f"{r[1]} ({r[0]:.2f})" for r in rows], fontsize=7)
     if not rows:
         ax.text(0.5, 0.5, "thermo stage not run", transform=ax.transAxes, ha="center", va="center", color="grey")
-    attrs = store.attrs("thermo")
-    if "electrolyte_e_red_V" in attrs:
-        ax.axvspan(attrs["electrolyte_e_red_V"], attrs["electrolyte_e_ox_V"], color="tab:green", alpha=0.15,
-                   label=f"{attrs.get('electrolyte', 'electrolyte')} window")
+    partners = stored_partners(store)
+    if partners:
+        ax.axvspan(partners.electrolyte_e_red_V, partners.electrolyte_e_ox_V, color="tab:green", alpha=0.15,
+                   label=f"{partners.electrolyte} window")
     ax.axvline(crit.ac_e_red_max, color="tab:blue", ls="--", lw=1, label=f"AC: E_red < {crit.ac_e_red_max} V")
     ax.axvline(crit.cc_e_ox_min, color="tab:orange", ls="--", lw=1, label=f"CC: E_ox > {crit.cc_e_ox_min} V")
     from matplotlib.patches import Patch

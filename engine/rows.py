@@ -22,6 +22,7 @@ class Status(StrEnum):
 
 @dataclass
 class Row:
+    """What every row has; a stage's row dataclass adds its result fields (with their units)."""
     id: str  # candidate (or reference phase) id
     status: Status
     reason: str = ""  # why it failed or erred; notes on a pass

@@ -6,23 +6,13 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Mapping
-from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 from pymatgen.core import Structure
 from tqdm import tqdm
 
-from engine.models import LoadedModel, ModelSettings, load_model, resolve_device
+from engine.models import LoadedModel, load_model, model_config, resolve_device
 from engine.store import ResultStore
-
-MODEL_CONF = Path(__file__).resolve().parents[1] / "conf" / "model"
-
-
-def model_config(spec) -> DictConfig:
-    """A model config from a name in ``conf/model/`` or a mapping, checked against :class:`ModelSettings` (an unknown
-    key stops here, naming it)."""
-    raw = OmegaConf.load(MODEL_CONF / f"{spec}.yaml") if isinstance(spec, str) else OmegaConf.create(spec)
-    return OmegaConf.merge(OmegaConf.structured(ModelSettings), raw)
 
 
 class Run:

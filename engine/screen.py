@@ -19,7 +19,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from engine import report
-from engine.config import register
+from engine.config import check_model_specs, register
 from engine.models import ModelUnavailableError
 from engine.reference_sources import ReferenceUnavailableError
 from engine.run import Run
@@ -99,6 +99,10 @@ def run(cfg: DictConfig) -> dict[str, float]:
         torch.set_num_threads(int(cfg.threads))
     timings: dict[str, float] = {}
     stages = list(cfg.stages)
+    try:
+        check_model_specs(cfg)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
     with ResultStore(cfg.output) as store:
         check_stages(stages, store)
         check_resumable(store, cfg)

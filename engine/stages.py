@@ -21,6 +21,7 @@ from engine.rows import Row
 
 @dataclass(frozen=True)
 class Stage:
+    """One line of the stage table."""
     name: str
     run: Callable  # run(run: engine.run.Run) -> None
     feeders: tuple[str, ...]  # stages whose passing candidates it may take, nearest first

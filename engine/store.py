@@ -207,7 +207,8 @@ class ResultStore:
     def write_array(self, path: str, data: np.ndarray, attrs: Mapping[str, object] | None = None,
                     growable: bool = False, chunk_rows: int | None = None) -> None:
         """Write ``data`` at ``path`` (replacing what is there), gzip-compressed; ``growable`` lets
-        :meth:`extend_array` append along the first axis later."""
+        :meth:`extend_array` append along the first axis later. Not flushed here: the stage's next row append
+        flushes, and an array without its candidate's row is redone on resume."""
         self.delete(path)
         data = np.asarray(data)
         kwargs = {"compression": "gzip", "compression_opts": 4} if data.ndim else {}
@@ -216,7 +217,6 @@ class ResultStore:
                           chunks=(max(1, chunk_rows or 1), *data.shape[1:]))
         ds = self.h5.create_dataset(path, data=data, **kwargs)
         ds.attrs.update(dict(attrs or {}))
-        self.h5.flush()
 
     def extend_array(self, path: str, data: np.ndarray) -> None:
         """Append ``data`` along the first axis of a dataset made with ``write_array(..., growable=True)``."""
@@ -224,7 +224,6 @@ class ResultStore:
         start = ds.shape[0]
         ds.resize(start + len(data), axis=0)
         ds[start:] = data
-        self.h5.flush()
 
     def read_array(self, path: str) -> np.ndarray:
         return self.h5[path][()]

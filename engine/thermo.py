@@ -10,7 +10,7 @@ candidates are corrected with the same scheme (``references.correction``, read b
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 from pymatgen.core import Composition
@@ -46,6 +46,7 @@ class ThermoSettings:
 
 @dataclass
 class ThermoRow(Row):
+    """One candidate's thermodynamics and coating verdict."""
     corrected_energy_per_atom: float = NAN  # eV/atom
     e_hull: float = NAN  # eV/atom above the hull (negative: below the references' hull)
     decomposition: str = ""  # products at the hull, atom fractions
@@ -72,6 +73,14 @@ class Partners:
     cathode_e_red_V: float
     cathode_e_ox_V: float
     reference_source: str
+
+
+def stored_partners(store) -> Partners | None:
+    """The partners' windows a thermo stage wrote to the file (None before it ran)."""
+    attrs = store.attrs("thermo")
+    if "electrolyte" not in attrs:
+        return None
+    return Partners(**{f.name: attrs.get(f.name) for f in fields(Partners)})
 
 
 def stored_references(store) -> list[ComputedEntry]:
@@ -191,12 +200,12 @@ def _judge(row: ThermoRow, entry, pd, cs, hulls, criteria, electrolyte, cathode,
 def criteria_counts(store, cfg) -> tuple[str, list[tuple[str, int]]]:
     """The summary's title and how many candidates pass each criterion, from the thermo columns."""
     criteria = cfg.criteria
-    partners = store.attrs("thermo")
-    title = f"thermo criteria ({partners.get('reference_source', '?')} references)"
+    partners = stored_partners(store)
+    title = f"thermo criteria ({partners.reference_source if partners else '?'} references)"
     lines = []
-    if "electrolyte" in partners:
-        lines.append((f"{partners['electrolyte']} window: {partners['electrolyte_e_red_V']:.2f} - "
-                      f"{partners['electrolyte_e_ox_V']:.2f} V vs Li/Li+", None))
+    if partners:
+        lines.append((f"{partners.electrolyte} window: {partners.electrolyte_e_red_V:.2f} - "
+                      f"{partners.electrolyte_e_ox_V:.2f} V vs Li/Li+", None))
     col = {k: store.column("thermo", k) for k in ("e_hull", "e_rxn_electrolyte", "anode_coating", "cathode_coating")}
     with np.errstate(invalid="ignore"):
         lines += [("evaluated", len(col["e_hull"])),
@@ -209,6 +218,7 @@ def criteria_counts(store, cfg) -> tuple[str, list[tuple[str, int]]]:
 
 
 def funnel(store, cfg) -> list[tuple[str, set[str] | None, str]]:
+    """The report\'s funnel steps: (criterion, ids passing it or None for this stage\'s pass rows, note)."""
     e_hull_max = cfg.criteria.e_hull_max
     e_hull = store.column_by_id("thermo", "e_hull")
     return [(f"E_hull < {e_hull_max} eV/atom", {i for i, e in e_hull.items() if e < e_hull_max}, ""),

@@ -14,9 +14,11 @@ model knows, its cutoff and a checksum of its weights for the run's provenance. 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
+from omegaconf import DictConfig, OmegaConf
 from torch_sim.models.interface import ModelInterface
 
 from engine.models.base import (
@@ -28,8 +30,22 @@ from engine.models.base import (
     sha256_of,
 )
 
-__all__ = ["LoadedModel", "ModelSettings", "ModelUnavailableError", "energy_only", "load_model", "resolve_device",
-           "sha256_of"]
+__all__ = ["LoadedModel", "ModelSettings", "ModelUnavailableError", "energy_only", "load_model", "model_config",
+           "resolve_device", "sha256_of"]
+MODEL_CONF = Path(__file__).resolve().parents[2] / "conf" / "model"
+
+
+def model_config(spec) -> DictConfig:
+    """A model config from a name in ``conf/model/`` or a mapping, checked against :class:`ModelSettings` (an unknown
+    key stops here, naming it)."""
+    if isinstance(spec, str):
+        if not (MODEL_CONF / f"{spec}.yaml").is_file():
+            known = sorted(p.stem for p in MODEL_CONF.glob("*.yaml"))
+            raise FileNotFoundError(f"no model config {spec!r}; one of {known}")
+        raw = OmegaConf.load(MODEL_CONF / f"{spec}.yaml")
+    else:
+        raw = OmegaConf.create(spec)
+    return OmegaConf.merge(OmegaConf.structured(ModelSettings), raw)
 
 
 def _loader(kind: str):
