@@ -1,5 +1,11 @@
 """Candidates stage: structures from files, from the built-in symmetric sampler (:mod:`engine.sampler`) or from
-WyFormer (:mod:`engine.wyformer`), then validity.
+WyFormer (:mod:`engine.wyformer`), then validity; with ``shard.count > 1`` only this shard's slice of them.
+
+Shards: a candidate belongs to shard ``int(sha256(key)) % count``, its key being its reduced formula and space group
+(its id when unreadable). Every shard generates or reads the same candidates and keeps its own slice, so the slices
+are disjoint, together complete and balanced, and independent of the order of the inputs; and since structures the
+novelty stage could match share formula and space group, they land in the same shard, so uniqueness holds across
+shards as within one run.
 
 Validity: the shortest interatomic distance with periodic images, computed batched, must exceed
 ``min_distance`` [Å] (0.7 Å in the reference pipeline).
@@ -7,6 +13,7 @@ Validity: the shortest interatomic distance with periodic images, computed batch
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass, field
 
@@ -58,6 +65,18 @@ class FilesCandidates(CandidatesSettings):
     """A folder of CIFs, an (ext)xyz file, or a pymatgen JSON list (Structures or entries)."""
     source: str = "files"
     path: str = MISSING
+
+
+@dataclass
+class ShardSettings:
+    """This process's slice of a screen spread over ``count`` processes (``shard`` in the config)."""
+    index: int = 0  # 0 .. count-1
+    count: int = 1
+
+
+def shard_of(key: str, count: int) -> int:
+    """The shard (0 .. count-1) of a candidate key: a stable hash, the same in every process and Python version."""
+    return int(hashlib.sha256(key.encode()).hexdigest()[:16], 16) % count
 
 
 @dataclass
@@ -120,15 +139,21 @@ def run_stage(run) -> None:
     if run.store.has("candidates"):
         log.info("candidates already in %s; resuming", run.store.path)
         return
-    cfg = run.cfg.candidates
+    cfg, shard = run.cfg.candidates, run.cfg.shard
     cands = load_candidates(cfg, run.device)
+    rows = [CandidateRow(c.id, Status.PASS, source=c.source, structure=c.structure,
+                         formula=c.structure.composition.reduced_formula if c.structure else "",
+                         spacegroup=spacegroup_number(c.structure) if c.structure else 0,
+                         natoms=len(c.structure) if c.structure else 0) for c in cands]
+    if shard.count > 1:
+        mine = [shard_of(f"{r.formula}:{r.spacegroup}" if r.structure else r.id, shard.count) == shard.index
+                for r in rows]
+        cands, rows = [c for c, m in zip(cands, mine) if m], [r for r, m in zip(rows, mine) if m]
+        log.info("shard %d/%d: %d candidates", shard.index, shard.count, len(rows))
     status, reason, d_min = validity(cands, float(cfg.min_distance), run.device)
-    run.store.append_rows("candidates", [
-        CandidateRow(c.id, st, why, source=c.source, structure=c.structure, d_min=float(d),
-                     formula=c.structure.composition.reduced_formula if c.structure else "",
-                     spacegroup=spacegroup_number(c.structure) if c.structure else 0,
-                     natoms=len(c.structure) if c.structure else 0)
-        for c, st, why, d in zip(cands, status, reason, d_min)])
+    for r, st, why, d in zip(rows, status, reason, d_min):
+        r.status, r.reason, r.d_min = st, why, float(d)
+    run.store.append_rows("candidates", rows)
 
 
 def funnel(store, cfg) -> list[tuple[str, set[str] | None, str]]:

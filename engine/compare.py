@@ -1,7 +1,8 @@
 """Compare two run files column by column: ``python -m engine.compare A.h5 B.h5 [--rtol R] [--atol A]``.
 
 For every group of per-candidate rows in either file: the same ids, and for each column both files have, the same
-value per id (text exactly, numbers within ``atol + rtol * |b|``, NaN equal to NaN, inf to inf of the same sign);
+value per id (text exactly, numbers — also those inside JSON text such as ``md/diffusion`` — within
+``atol + rtol * |b|``, NaN equal to NaN, inf to inf of the same sign);
 with ``--structures`` the ragged structures too (same species, cell and Cartesian positions within ``--atol-structure``
 Å). Prints one line per difference and exits 1 when there is any: what a refactoring, a resumed run or a merge of
 shards must leave unchanged.
@@ -10,6 +11,7 @@ shards must leave unchanged.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -18,7 +20,22 @@ import numpy as np
 from engine.store import ResultStore
 
 
+def _json(text):
+    """The parsed value of a JSON text column (e.g. md/diffusion), or None when ``text`` is no JSON object/array."""
+    if not isinstance(text, str) or not text[:1] in "{[" or not text:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
 def _values_differ(a, b, rtol: float, atol: float) -> bool:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() != b.keys() or any(_values_differ(a[k], b[k], rtol, atol) for k in a)
+    ja, jb = _json(a), _json(b)
+    if ja is not None and jb is not None:  # numbers inside JSON text get the same tolerance
+        return _values_differ(ja, jb, rtol, atol)
     a, b = np.asarray(a), np.asarray(b)
     if a.shape != b.shape:
         return True

@@ -15,7 +15,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
 from engine.bandgap import BandGapSettings
-from engine.candidates import BuiltinCandidates, FilesCandidates
+from engine.candidates import BuiltinCandidates, FilesCandidates, ShardSettings
 from engine.criteria import CoatingCriteria
 from engine.fire import RelaxSettings
 from engine.md_protocol import MdSettings
@@ -27,6 +27,11 @@ from engine.structures import CandidatesSettings
 from engine.thermo import ThermoSettings
 from engine.wyformer import WyformerCandidates
 
+# Config sections that must not change when a run is resumed (or between the shards of one screen): they define
+# what is already in the file. ``shard`` and ``output`` differ between shards; ``stages``, ``device`` and
+# ``threads`` may change between runs on one file.
+FROZEN_ON_RESUME = ("model", "candidates", "bandgap", "novelty", "relax", "references", "thermo", "criteria", "pes",
+                    "md")
 CANDIDATE_SOURCES = {"builtin": BuiltinCandidates, "files": FilesCandidates, "wyformer": WyformerCandidates}
 DEFAULT_STAGES = ["candidates", "bandgap", "novelty", "relax", "references", "thermo", "pes"]
 
@@ -45,6 +50,7 @@ class ScreenConfig:
     pes: PesSettings = field(default_factory=PesSettings)
     md: MdSettings = field(default_factory=MdSettings)
     stages: list[str] = field(default_factory=lambda: list(DEFAULT_STAGES))  # run in this order (engine.stages)
+    shard: ShardSettings = field(default_factory=ShardSettings)  # this process's slice of the candidates
     device: str = "auto"  # auto = cuda when available, else cpu
     threads: int | None = None  # torch CPU threads (null: torch's default)
     output: str = "runs/screen.h5"  # one HDF5 file per run; rerunning the same command resumes it

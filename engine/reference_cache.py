@@ -1,12 +1,16 @@
 """Reference phases relaxed with a model, cached on disk.
 
 One JSON-lines file per model (name + weight checksum) and relaxation setting, keyed by a hash of the input
-structure: a second run relaxes nothing again, and a killed run keeps every reference it finished. Each phase is
+structure: a second run relaxes nothing again, and a killed run keeps every reference it finished. Runs that share
+the cache (the shards of one screen) relax what it lacks one at a time under a file lock: the first relaxes, the
+others wait and read its results. Each phase is
 relaxed in its primitive cell, batched through the relax stage's code.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import logging
@@ -53,6 +57,10 @@ class RelaxedReferenceCache:
         safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in model_name)
         self.path = Path(cache_dir).expanduser() / f"{safe}-{checksum[:16]}-{settings_tag}.jsonl"
         self.records: dict[str, dict] = {}
+        self.reload()
+
+    def reload(self) -> None:
+        """Read what the file holds now (another process may have added records)."""
         if self.path.is_file():
             with open(self.path) as fh:
                 for line in fh:
@@ -61,6 +69,17 @@ class RelaxedReferenceCache:
                     except json.JSONDecodeError:  # a line cut by a kill
                         continue
                     self.records[rec["key"]] = rec
+
+    @contextlib.contextmanager
+    def locked(self):
+        """Hold an exclusive lock on the cache (a ``.lock`` file beside it) across processes."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_suffix(".lock"), "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield self
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
 
     def get(self, key: str) -> RelaxedReference | None:
         rec = self.records.get(key)
@@ -86,24 +105,35 @@ def relax_references(phases: Sequence[ReferencePhase], loaded, settings, cache_d
     tag = f"fmax{settings.fmax:g}-steps{settings.max_steps}"
     cache = RelaxedReferenceCache(cache_dir, loaded.name, loaded.checksum or "nochecksum", tag)
     out: dict[str, RelaxedReference] = {}
-    todo, keys = [], {}
-    for p in phases:
-        if p.structure is None:
-            out[p.id] = RelaxedReference(p.id, "error", "no structure in the reference source", np.nan, None)
-            continue
-        key = structure_key(p.structure)
-        cached = cache.get(key)
-        if cached is not None:
-            cached.id = p.id
-            out[p.id] = cached
-        else:
-            todo.append(p)
-            keys[p.id] = key
-    if progress and out:
-        progress(len(out))
-    if not todo:
-        return out
+    keys = {p.id: structure_key(p.structure) for p in phases if p.structure is not None}
 
+    def from_cache(candidates: Sequence[ReferencePhase]) -> list[ReferencePhase]:
+        """Fill ``out`` from the cache; the phases it lacks."""
+        missing = []
+        for p in candidates:
+            if p.structure is None:
+                out[p.id] = RelaxedReference(p.id, "error", "no structure in the reference source", np.nan, None)
+            elif (cached := cache.get(keys[p.id])) is not None:
+                cached.id = p.id
+                out[p.id] = cached
+            else:
+                missing.append(p)
+        if progress and len(missing) < len(candidates):
+            progress(len(candidates) - len(missing))
+        return missing
+
+    if not from_cache(phases):
+        return out
+    with cache.locked():
+        cache.reload()  # another shard may have relaxed them while this one waited for the lock
+        todo = from_cache([p for p in phases if p.id not in out])
+        if todo:
+            _relax_into(cache, todo, keys, loaded, settings, out, progress)
+    return out
+
+
+def _relax_into(cache, todo, keys, loaded, settings, out, progress) -> None:
+    """Relax ``todo`` in their primitive cells; each result goes to the cache and to ``out`` as it finishes."""
     def done(results) -> None:
         for r in results:
             n = len(r.structure) if r.structure is not None else 0
@@ -115,7 +145,6 @@ def relax_references(phases: Sequence[ReferencePhase], loaded, settings, cache_d
 
     log.info("relaxing %d reference structures with %s", len(todo), loaded.name)
     relax([primitive_cell(p.structure) for p in todo], [p.id for p in todo], loaded, settings, done)
-    return out
 
 
 def primitive_cell(structure: Structure, tolerance: float = 0.01) -> Structure:

@@ -1,4 +1,5 @@
-"""The funnel report of one run: ``python -m engine.report RUN.h5`` (also called at the end of a screen).
+"""The funnel report of one run: ``python -m engine.report RUN.h5`` (also called at the end of a screen), or of the
+shards of one screen: ``python -m engine.report SHARD.h5 SHARD.h5 ...`` (merged first, :mod:`engine.merge`).
 
 Writes beside the HDF5 file (``<run>_report/``):
 
@@ -25,6 +26,7 @@ import numpy as np
 from engine.config import ScreenConfig, from_stored
 from engine.criteria import CoatingCriteria
 from engine.md_protocol import MdSettings
+from engine.merge import merge
 from engine.stages import STAGES
 from engine.store import ResultStore
 from engine.structures import spacegroup_number
@@ -237,10 +239,19 @@ def write_report(h5_path: str | Path, out_dir: str | Path | None = None) -> dict
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Funnel table, coating tables and plots of a screening run.")
-    parser.add_argument("run", type=Path, help="the run's HDF5 file")
-    parser.add_argument("--out", type=Path, default=None, help="folder to write to (default: <run>_report/)")
+    parser.add_argument("runs", type=Path, nargs="+", help="the run's HDF5 file, or the files of its shards")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="folder to write to (default: <run>_report/, or <first shard>_merged_report/)")
     args = parser.parse_args(argv)
-    paths = write_report(args.run, args.out)
+    run = args.runs[0]
+    if len(args.runs) > 1:  # the shards of one screen: merged first (engine.merge), the report is the merged run's
+        out = args.out or run.with_name(run.stem + "_merged_report")
+        out.mkdir(parents=True, exist_ok=True)
+        run = out / "merged.h5"
+        run.unlink(missing_ok=True)
+        merge(run, args.runs)
+        args.out = out
+    paths = write_report(run, args.out)
     print(paths["report"].read_text())
     print("written:", ", ".join(str(p) for p in paths.values()))
 

@@ -19,7 +19,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from engine import report
-from engine.config import check_model_specs, register
+from engine.config import FROZEN_ON_RESUME, check_model_specs, register
 from engine.models import ModelUnavailableError
 from engine.reference_sources import ReferenceUnavailableError
 from engine.run import Run
@@ -29,9 +29,6 @@ from engine.store import ResultStore
 
 log = logging.getLogger("engine.screen")
 
-# Config sections that must not change when a run is resumed: they define what is already in the file.
-FROZEN_ON_RESUME = ("model", "candidates", "bandgap", "novelty", "relax", "references", "thermo", "criteria", "pes",
-                    "md")
 PACKAGES = ("torch", "torch-sim-atomistic", "sevenn", "matgl", "chgnet", "mace-torch", "e3nn", "pymatgen",
             "ase", "spglib", "pyxtal", "wyckoff-transformer", "h5py", "hydra-core", "numpy")
 # configuration errors, not bad candidates: they stop the run with their message
@@ -99,6 +96,8 @@ def run(cfg: DictConfig) -> dict[str, float]:
         torch.set_num_threads(int(cfg.threads))
     timings: dict[str, float] = {}
     stages = list(cfg.stages)
+    if not 0 <= cfg.shard.index < cfg.shard.count:
+        raise SystemExit(f"shard.index {cfg.shard.index} is outside 0 .. shard.count-1 ({cfg.shard.count})")
     try:
         check_model_specs(cfg)
     except ValueError as exc:

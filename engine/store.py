@@ -240,6 +240,17 @@ class ResultStore:
     def exists(self, path: str) -> bool:
         return path in self.h5
 
+    def children(self, path: str) -> list[str]:
+        """Names directly under the group at ``path`` ([] when there is none)."""
+        node = self.h5.get(path)
+        return list(node) if isinstance(node, h5py.Group) else []
+
+    def copy_from(self, other: ResultStore, path: str) -> None:
+        """Copy the dataset or group at ``path`` of ``other`` to the same path here (replacing what is there)."""
+        self.delete(path)
+        parent = path.rsplit("/", 1)[0] if "/" in path else ""
+        other.h5.copy(other.h5[path], self.h5.require_group(parent) if parent else self.h5, name=path.rsplit("/", 1)[-1])
+
     # ---- reading ------------------------------------------------------------------------------
     def has(self, group_name: str) -> bool:
         return group_name in self.h5 and "id" in self.h5[group_name]

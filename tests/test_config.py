@@ -62,3 +62,14 @@ def test_a_stored_config_from_an_older_layout_still_reads():
     assert typed.thermo.electrolyte == "Li3PS4" and typed.candidates.path == "x"
     with pytest.raises(AttributeError):
         typed.thermo.cache_dir  # noqa: B018 - the old key is left out
+
+
+def test_the_slurm_launcher_config_resolves_for_a_shard():
+    proc = subprocess.run([sys.executable, "-m", "engine.screen", "hydra/launcher=slurm", "shard.count=64",
+                           "shard.index=3", "output=runs/x_${shard.index}.h5", "hydra.launcher.partition=gpu",
+                           "--cfg", "hydra"], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    launcher = OmegaConf.create(proc.stdout).hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher") and launcher.gpus_per_node == 1
+    assert launcher.max_num_timeout > 0 and launcher.partition == "gpu"  # preempted shards are requeued
