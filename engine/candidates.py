@@ -2,7 +2,7 @@
 WyFormer (:mod:`engine.wyformer`), then validity; with ``shard.count > 1`` only this shard's slice of them.
 
 Shards: a candidate belongs to shard ``int(sha256(key)) % count``, its key being its reduced formula and space group
-(its id when unreadable). Every shard generates or reads the same candidates and keeps its own slice, so the slices
+(its id when it has no space group: unreadable or no screenable crystal). Every shard generates or reads the same candidates and keeps its own slice, so the slices
 are disjoint, together complete and balanced, and independent of the order of the inputs; and since structures the
 novelty stage could match share formula and space group, they land in the same shard, so uniqueness holds across
 shards as within one run.
@@ -62,9 +62,10 @@ class BuiltinCandidates(CandidatesSettings):
 
 @dataclass
 class FilesCandidates(CandidatesSettings):
-    """A folder of CIFs, an (ext)xyz file, or a pymatgen JSON list (Structures or entries)."""
+    """A folder (every file in it), or one CIF, POSCAR/CONTCAR, (ext)xyz or pymatgen JSON file."""
     source: str = "files"
     path: str = MISSING
+    max_atoms_file: int = 500  # larger structures are recorded as errors
 
 
 @dataclass
@@ -117,16 +118,40 @@ def min_distances(structures, device="cpu") -> np.ndarray:
     return d.cpu().numpy()
 
 
-def validity(candidates: list[Candidate], min_distance: float, device="cpu") -> tuple[list[Status], list[str],
-                                                                                       np.ndarray]:
-    """Status, reason and d_min [Å] per candidate; unreadable candidates keep their reading error."""
-    readable = [i for i, c in enumerate(candidates) if c.structure is not None]
+def input_problem(structure: Structure, limits) -> str:
+    """Why ``structure`` is no screenable crystal ("" when it is): non-finite numbers, a degenerate, vacuum-filled
+    or absurdly long cell, too many atoms. ``limits`` has ``min_volume_per_atom``, ``max_volume_per_atom`` [Å³],
+    ``max_cell_length`` [Å] and optionally ``max_atoms_file``."""
+    matrix = structure.lattice.matrix
+    if not (np.isfinite(matrix).all() and np.isfinite(structure.cart_coords).all()):
+        return "non-finite coordinates or cell"
+    per_atom = abs(np.linalg.det(matrix)) / len(structure)
+    if not per_atom > limits.min_volume_per_atom:
+        return f"degenerate cell: {per_atom:.3g} Å³/atom <= {limits.min_volume_per_atom:g}"
+    if per_atom > limits.max_volume_per_atom:
+        return f"mostly vacuum: {per_atom:.0f} Å³/atom > {limits.max_volume_per_atom:g}"
+    longest = float(np.linalg.norm(matrix, axis=1).max())
+    if longest > limits.max_cell_length:
+        return f"absurd cell: a lattice vector of {longest:.0f} Å > {limits.max_cell_length:g} Å"
+    max_atoms = getattr(limits, "max_atoms_file", None)
+    if max_atoms and len(structure) > max_atoms:
+        return f"too many atoms: {len(structure)} > {max_atoms} (candidates.max_atoms_file)"
+    return ""
+
+
+def validity(candidates: list[Candidate], min_distance: float, device="cpu",
+             limits=None) -> tuple[list[Status], list[str], np.ndarray]:
+    """Status, reason and d_min [Å] per candidate; unreadable candidates keep their reading error, and with
+    ``limits`` (:func:`input_problem`) a structure that is no screenable crystal is an error with the reason."""
+    problems = [c.reason if c.structure is None else input_problem(c.structure, limits) if limits else ""
+                for c in candidates]
+    sane = [i for i, c in enumerate(candidates) if c.structure is not None and not problems[i]]
     d_min = np.full(len(candidates), np.nan)
-    d_min[readable] = min_distances([candidates[i].structure for i in readable], device)
+    d_min[sane] = min_distances([candidates[i].structure for i in sane], device)
     status, reason = [], []
-    for c, d in zip(candidates, d_min):
-        if c.structure is None:
-            status.append(Status.ERROR), reason.append(c.reason)
+    for c, d, problem in zip(candidates, d_min, problems):
+        if c.structure is None or problem:
+            status.append(Status.ERROR), reason.append(problem)
         elif not d > min_distance:
             status.append(Status.FAIL), reason.append(f"d_min: {d:.3f} Å <= {min_distance} Å")
         else:
@@ -141,18 +166,18 @@ def run_stage(run) -> None:
         return
     cfg, shard = run.cfg.candidates, run.cfg.shard
     cands = load_candidates(cfg, run.device)
-    rows = [CandidateRow(c.id, Status.PASS, source=c.source, structure=c.structure,
-                         formula=c.structure.composition.reduced_formula if c.structure else "",
-                         spacegroup=spacegroup_number(c.structure) if c.structure else 0,
-                         natoms=len(c.structure) if c.structure else 0) for c in cands]
+    status, reason, d_min = validity(cands, float(cfg.min_distance), run.device, limits=cfg)
+    rows = []
+    for c, st, why, d in zip(cands, status, reason, d_min):
+        sane = c.structure is not None and st != Status.ERROR  # spglib can crash on non-finite input
+        rows.append(CandidateRow(c.id, st, why, source=c.source, structure=c.structure, d_min=float(d),
+                                 formula=c.structure.composition.reduced_formula if c.structure else "",
+                                 spacegroup=spacegroup_number(c.structure) if sane else 0,
+                                 natoms=len(c.structure) if c.structure else 0))
     if shard.count > 1:
-        mine = [shard_of(f"{r.formula}:{r.spacegroup}" if r.structure else r.id, shard.count) == shard.index
-                for r in rows]
-        cands, rows = [c for c, m in zip(cands, mine) if m], [r for r, m in zip(rows, mine) if m]
+        rows = [r for r in rows if shard_of(f"{r.formula}:{r.spacegroup}" if r.spacegroup else r.id,
+                                            shard.count) == shard.index]
         log.info("shard %d/%d: %d candidates", shard.index, shard.count, len(rows))
-    status, reason, d_min = validity(cands, float(cfg.min_distance), run.device)
-    for r, st, why, d in zip(rows, status, reason, d_min):
-        r.status, r.reason, r.d_min = st, why, float(d)
     run.store.append_rows("candidates", rows)
 
 

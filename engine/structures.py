@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch_sim as ts
 from omegaconf import MISSING
@@ -26,6 +27,9 @@ class CandidatesSettings:
     """What every candidate source shares (``conf/candidates/``; each source's settings extend it)."""
     source: str = MISSING  # builtin | files | wyformer
     min_distance: float = 0.7  # Å; validity requires d_min > min_distance (periodic images included)
+    min_volume_per_atom: float = 1.0  # Å³; a cell this small per atom is degenerate
+    max_volume_per_atom: float = 100.0  # Å³; above it the cell is mostly vacuum (solids: about 5-50 Å³/atom)
+    max_cell_length: float = 200.0  # Å; a longer lattice vector is no bulk crystal cell
 
 
 @dataclass
@@ -45,6 +49,8 @@ def spacegroup_number(structure: Structure, symprec: float = 0.1) -> int:
     """spglib's space-group number at ``symprec`` [Å] (0 when spglib finds none)."""
     from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
+    if not (np.isfinite(structure.lattice.matrix).all() and np.isfinite(structure.cart_coords).all()):
+        return 0  # spglib crashes the process on non-finite input
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -53,20 +59,61 @@ def spacegroup_number(structure: Structure, symprec: float = 0.1) -> int:
         return 0
 
 
-def read_cif(path: Path) -> Candidate:
+POSCAR_NAMES = ("POSCAR", "CONTCAR")
+
+
+def _declared_formula(path: Path) -> str:
+    """The reduced ``_chemical_formula_sum`` a CIF declares ("" when it declares none)."""
+    from pymatgen.core import Composition
+    from pymatgen.io.cif import CifParser
+
+    for block in CifParser(path).as_dict().values():
+        declared = block.get("_chemical_formula_sum")
+        if declared:
+            return Composition(str(declared).replace("'", "")).reduced_formula
+    return ""
+
+
+def read_structure_file(path: Path) -> Candidate:
+    """One structure from a CIF or a VASP POSCAR/CONTCAR (``*.vasp``, ``*.poscar``). A CIF whose atoms add up to
+    another formula than the one it declares (an atom loop cut short) is unreadable, not another material."""
     try:
+        if path.stat().st_size == 0:
+            raise ValueError("empty file")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             structure = Structure.from_file(path)
-        if len(structure) == 0:
-            raise ValueError("no atoms")
+            if len(structure) == 0:
+                raise ValueError("no atoms")
+            if path.suffix.lower() == ".cif":
+                declared, read = _declared_formula(path), structure.composition.reduced_formula
+                if declared and declared != read:
+                    raise ValueError(f"the atoms read make {read}, the file declares {declared} (atom loop cut?)")
         return Candidate(path.stem, str(path), structure)
     except Exception as exc:  # noqa: BLE001 - any parse failure becomes a recorded reason
         return Candidate(path.stem, str(path), None, f"unreadable: {short_error(exc)}")
 
 
-def read_cif_folder(folder: Path) -> Iterator[Candidate]:
-    yield from (read_cif(p) for p in sorted(folder.glob("*.cif")))
+
+def read_file(path: Path) -> list[Candidate]:
+    """The candidates of one file, by its name: CIF, POSCAR/CONTCAR, (ext)xyz, pymatgen JSON; any other file gives
+    one unreadable candidate with the reason."""
+    name = path.name.lower()
+    if name.endswith((".cif", ".vasp", ".poscar")) or path.name.startswith(POSCAR_NAMES):
+        return [read_structure_file(path)]
+    if name.endswith((".xyz", ".extxyz")):
+        return list(read_extxyz(path))
+    if name.endswith((".json", ".json.gz")):
+        return list(read_pymatgen_json(path))
+    return [Candidate(path.name, str(path), None,
+                      "unsupported format: not CIF, POSCAR/CONTCAR (.vasp), (ext)xyz or pymatgen JSON")]
+
+
+def read_folder(folder: Path) -> Iterator[Candidate]:
+    """Every file of ``folder`` (hidden ones aside), in name order: each becomes candidates or gets a reason."""
+    for p in sorted(folder.iterdir()):
+        if p.is_file() and not p.name.startswith("."):
+            yield from read_file(p)
 
 
 def read_extxyz(path: Path) -> Iterator[Candidate]:
@@ -106,20 +153,12 @@ def read_pymatgen_json(path: Path) -> Iterator[Candidate]:
 
 
 def read_candidates(path: str | Path) -> list[Candidate]:
-    """Dispatch on what ``path`` is: a folder of CIFs, an (ext)xyz file, a pymatgen JSON list, or a CIF."""
+    """Dispatch on what ``path`` is: a folder (every file in it), or one CIF, POSCAR/CONTCAR, (ext)xyz or pymatgen
+    JSON file."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"candidates path {path} does not exist")
-    if path.is_dir():
-        found = list(read_cif_folder(path))
-    elif path.name.endswith((".xyz", ".extxyz")):
-        found = list(read_extxyz(path))
-    elif path.name.endswith((".json", ".json.gz")):
-        found = list(read_pymatgen_json(path))
-    elif path.suffix == ".cif":
-        found = [read_cif(path)]
-    else:
-        raise ValueError(f"don't know how to read candidates from {path} (folder of CIFs, .extxyz, .json)")
+    found = list(read_folder(path)) if path.is_dir() else read_file(path)
     return _dedupe_ids(found)
 
 
