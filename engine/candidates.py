@@ -178,7 +178,9 @@ def run_stage(run) -> None:
         rows = [r for r in rows if shard_of(f"{r.formula}:{r.spacegroup}" if r.spacegroup else r.id,
                                             shard.count) == shard.index]
         log.info("shard %d/%d: %d candidates", shard.index, shard.count, len(rows))
-    run.store.append_rows("candidates", rows)
+    with run.progress("candidates", len(rows)) as bar:
+        run.store.append_rows("candidates", rows)
+        bar.update(len(rows))
 
 
 def funnel(store, cfg) -> list[tuple[str, set[str] | None, str]]:

@@ -72,15 +72,8 @@ def _copy(stores: list[ResultStore], dest: ResultStore) -> None:
             if not s.has(group):
                 continue
             ids = s.ids(group)
-            keep = [i for i, cid in enumerate(ids) if cid not in seen]
+            dest.copy_rows_from(s, group, [i for i, cid in enumerate(ids) if cid not in seen])
             seen |= set(ids)
-            columns = {c: s.column(group, c)[keep] for c in s.column_names(group) if c not in ("id", "status", "reason")}
-            structures = None
-            if s.exists(f"{group}/structure"):
-                by_id = s.structures(group)
-                structures = [by_id.get(ids[i]) for i in keep]
-            dest.append(group, [ids[i] for i in keep], list(s.column(group, "status")[keep]),
-                        list(s.column(group, "reason")[keep]), columns, structures)
             if not dest.attrs(group):
                 dest.set_attrs(group, s.attrs(group))
     for tree in ARRAY_TREES:

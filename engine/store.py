@@ -18,76 +18,33 @@ Ragged structures: ``natoms[i]`` atoms of row ``i`` start at ``offset[i]`` in th
 Stages write typed rows (:mod:`engine.rows`) with :meth:`ResultStore.append_rows`, group attributes with
 :meth:`ResultStore.set_attrs` and large per-candidate arrays (probe grids, MD trajectories) with
 :meth:`ResultStore.write_array` / :meth:`ResultStore.extend_array`; nothing else in the engine opens the file.
-Every append resizes the datasets and flushes the file, so a run killed at any moment keeps every row
-written before; a stage asks :meth:`ResultStore.done_ids` what it may skip.
+Every append writes its columns and then commits the rows by raising the group's ``rows`` attribute (the number
+of committed rows; readers read that many), flushing before and after: a run killed during an append leaves the
+rows before it, never a row with some columns missing, and the next append overwrites the uncommitted tail. A stage
+asks :meth:`ResultStore.done_ids` what it may skip.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import typing
+import logging
+import os
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from functools import cache
 from pathlib import Path
 
 import h5py
 import numpy as np
 from pymatgen.core import Lattice, Structure
 
+from engine.columns import _as_array, _column, _is_structure, pack_structures, row_columns
 from engine.rows import Row, Status
 
+log = logging.getLogger(__name__)
 STATUSES = tuple(s.value for s in Status)
 _STR = h5py.string_dtype("utf-8")
-_SCALARS = {float: np.float64, int: np.int64, bool: np.bool_}
-
-
-@cache
-def row_columns(row_type: type[Row]) -> tuple[tuple[str, object], ...]:
-    """(field name, resolved type) of a row dataclass's result fields (id, status and reason excluded)."""
-    hints = typing.get_type_hints(row_type)
-    return tuple((f.name, hints[f.name]) for f in dataclasses.fields(row_type)
-                 if f.name not in ("id", "status", "reason"))
-
-
-def _is_structure(tp) -> bool:
-    return tp is Structure or Structure in typing.get_args(tp)
-
-
-def _column(tp, values: list) -> np.ndarray | list[str]:
-    """One HDF5 column from the values of a row field of type ``tp``."""
-    if tp is str:
-        return [str(v) for v in values]
-    if tp in _SCALARS:
-        return np.asarray(values, dtype=_SCALARS[tp])
-    if tp is np.ndarray:
-        return np.stack([np.asarray(v) for v in values])
-    raise TypeError(f"row field type {tp} has no HDF5 column type (use float, int, bool, str, np.ndarray)")
-
-
-def _as_array(values) -> np.ndarray:
-    if isinstance(values, np.ndarray) and values.dtype.kind not in "OU":
-        return values
-    arr = np.asarray(values)
-    if arr.dtype.kind in "OU" or (arr.size == 0 and isinstance(values, list)):
-        return np.asarray([str(v) for v in values], dtype=object)
-    return arr
-
-
-def pack_structures(structures: Sequence[Structure | None]) -> dict[str, np.ndarray]:
-    """Ragged arrays (see module docstring) for a list of pymatgen structures; ``None`` packs as an
-    empty row (natoms 0, zero cell), for candidates that ended without a structure."""
-    present = [s for s in structures if s is not None]
-    return {
-        "natoms": np.array([0 if s is None else len(s) for s in structures], dtype=np.int64),
-        "numbers": np.concatenate([[]] + [s.atomic_numbers for s in present]).astype(np.int64),
-        "positions": np.concatenate([np.zeros((0, 3))] + [s.cart_coords for s in present]),
-        "cell": np.stack([np.zeros((3, 3)) if s is None else s.lattice.matrix for s in structures])
-        if structures else np.zeros((0, 3, 3)),
-        "pbc": np.array([[True] * 3 if s is None else s.lattice.pbc for s in structures], bool).reshape(-1, 3),
-    }
+WRITING = "writing"  # root attribute, set while an append is under way: found at opening, the file is rebuilt
 
 
 class ResultStore:
@@ -97,6 +54,42 @@ class ResultStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.h5 = h5py.File(self.path, mode)
+        if mode in ("a", "r+") and self.h5.attrs.get(WRITING):
+            self._rebuild()
+
+    def _rebuild(self) -> None:
+        """Rewrite the file from its committed rows, arrays and attributes: a writer was killed during an append,
+        and HDF5 may have been left with a damaged heap that further appends would fail on."""
+        log.warning("%s: the last run was killed while writing %s; rebuilding the file from its committed rows",
+                    self.path, self.h5.attrs[WRITING])
+        tmp = self.path.with_name(self.path.name + ".rebuild")
+        with ResultStore(tmp, "w") as fresh:
+            fresh.h5.attrs.update({k: v for k, v in self.h5.attrs.items() if k != WRITING})
+            for name, node in self.h5.items():
+                if not self.has(name):
+                    fresh.copy_from(self, name)
+                    continue
+                fresh.copy_rows_from(self, name)
+                fresh.set_attrs(name, self.attrs(name))
+                for sub in node:
+                    if sub != "structure" and isinstance(node[sub], h5py.Group):
+                        fresh.copy_from(self, f"{name}/{sub}")
+        self.h5.close()
+        os.replace(tmp, self.path)
+        self.h5 = h5py.File(self.path, "a")
+
+    def copy_rows_from(self, other: ResultStore, group_name: str, keep: Sequence[int] | None = None) -> None:
+        """Append the committed rows ``keep`` (all by default) of ``other``'s group, structures included."""
+        ids = other.ids(group_name)
+        keep = np.arange(len(ids)) if keep is None else np.asarray(keep, dtype=np.int64)
+        columns = {c: other.column(group_name, c)[keep] for c in other.column_names(group_name)
+                   if c not in ("id", "status", "reason")}
+        structures = None
+        if other.exists(f"{group_name}/structure"):
+            by_id = other.structures(group_name)
+            structures = [by_id.get(ids[i]) for i in keep]
+        self.append(group_name, [ids[i] for i in keep], list(other.column(group_name, "status")[keep]),
+                    list(other.column(group_name, "reason")[keep]), columns, structures)
 
     def __enter__(self) -> ResultStore:
         return self
@@ -135,7 +128,16 @@ class ResultStore:
         }
 
     # ---- rows ---------------------------------------------------------------------------------
-    def _append_columns(self, group: h5py.Group, columns: Mapping[str, np.ndarray]) -> None:
+    @staticmethod
+    def _rows(group: h5py.Group) -> int:
+        """Committed rows of a group (files without the attribute: every row of ``id``)."""
+        if "rows" in group.attrs:
+            return int(group.attrs["rows"])
+        return group["id"].shape[0] if "id" in group else 0
+
+    @staticmethod
+    def _write_columns(group: h5py.Group, columns: Mapping[str, np.ndarray], start: int) -> None:
+        """Write ``columns`` from row ``start`` on (an uncommitted tail left by a kill is overwritten)."""
         lengths = {len(v) for v in columns.values()}
         if len(lengths) != 1:
             raise ValueError(f"columns of unequal length: { {k: len(v) for k, v in columns.items()} }")
@@ -143,22 +145,24 @@ class ResultStore:
             values = _as_array(values)
             if name not in group:
                 dtype = _STR if values.dtype.kind in "OU" else values.dtype
+                # uncompressed: appending rewrites the dataset's last chunk, committed rows included, and a
+                # compressed chunk torn by a kill would take those rows with it (an uncompressed one is rewritten
+                # with the same bytes)
                 group.create_dataset(name, shape=(0, *values.shape[1:]), maxshape=(None, *values.shape[1:]),
-                                     dtype=dtype, chunks=True, compression="gzip", compression_opts=4)
+                                     dtype=dtype, chunks=True)
             ds = group[name]
-            start = ds.shape[0]
             ds.resize(start + len(values), axis=0)
             if len(values):
                 ds[start:] = values
 
-    def _append_ragged(self, group: h5py.Group, structures: Sequence[Structure | None]) -> None:
+    def _write_ragged(self, group: h5py.Group, structures: Sequence[Structure | None], start: int) -> None:
         packed = pack_structures(structures)
         sgroup = group.require_group("structure")
-        atoms_before = sgroup["numbers"].shape[0] if "numbers" in sgroup else 0
+        atoms_before = int(sgroup["offset"][start - 1] + sgroup["natoms"][start - 1]) if start else 0
         offsets = atoms_before + np.concatenate([[0], np.cumsum(packed["natoms"])[:-1]]).astype(np.int64)
-        self._append_columns(sgroup, {"natoms": packed["natoms"], "offset": offsets[: len(structures)],
-                                      "cell": packed["cell"], "pbc": packed["pbc"]})
-        self._append_columns(sgroup, {"numbers": packed["numbers"], "positions": packed["positions"]})
+        self._write_columns(sgroup, {"natoms": packed["natoms"], "offset": offsets[: len(structures)],
+                                     "cell": packed["cell"], "pbc": packed["pbc"]}, start)
+        self._write_columns(sgroup, {"numbers": packed["numbers"], "positions": packed["positions"]}, atoms_before)
 
     def append(self, group_name: str, ids: Sequence[str], status: Sequence[str], reason: Sequence[str],
                columns: Mapping[str, Iterable] | None = None,
@@ -169,12 +173,19 @@ class ResultStore:
         if bad:
             raise ValueError(f"unknown status {bad}; use one of {STATUSES}")
         group = self.h5.require_group(group_name)
+        start = self._rows(group)
+        group.attrs["rows"] = start  # a new group: no row is committed before the commit below
+        self.h5.attrs[WRITING] = group_name
+        self.h5.flush()
         cols = {"id": list(ids), "status": list(status), "reason": list(reason)}
         for k, v in (columns or {}).items():
             cols[k] = _as_array(v)
-        self._append_columns(group, cols)
+        self._write_columns(group, cols, start)
         if structures is not None:
-            self._append_ragged(group, structures)
+            self._write_ragged(group, structures, start)
+        self.h5.flush()
+        group.attrs["rows"] = start + len(ids)  # the commit
+        self.h5.attrs[WRITING] = ""
         self.h5.flush()
 
     def append_rows(self, group_name: str, rows: Sequence[Row]) -> None:
@@ -199,10 +210,12 @@ class ResultStore:
         self.h5.flush()
 
     def attrs(self, group_name: str) -> dict[str, object]:
-        """The attributes of ``group_name`` as plain Python values ({} when the group is absent)."""
+        """The attributes of ``group_name`` as plain Python values ({} when the group is absent; the store's own
+        ``rows`` left out)."""
         if group_name not in self.h5:
             return {}
-        return {k: v.item() if isinstance(v, np.generic) else v for k, v in self.h5[group_name].attrs.items()}
+        return {k: v.item() if isinstance(v, np.generic) else v for k, v in self.h5[group_name].attrs.items()
+                if k != "rows"}
 
     def write_array(self, path: str, data: np.ndarray, attrs: Mapping[str, object] | None = None,
                     growable: bool = False, chunk_rows: int | None = None) -> None:
@@ -260,14 +273,14 @@ class ResultStore:
         return [name for name in self.h5 if self.has(name)]
 
     def column_names(self, group_name: str) -> list[str]:
-        """The per-row columns of ``group_name`` (datasets as long as its ``id``)."""
-        g = self.h5[group_name]
-        n = g["id"].shape[0]
-        return [k for k, v in g.items() if isinstance(v, h5py.Dataset) and v.shape[:1] == (n,)]
+        """The per-row columns of ``group_name`` (its datasets)."""
+        return [k for k, v in self.h5[group_name].items() if isinstance(v, h5py.Dataset)]
 
     def column(self, group_name: str, name: str) -> np.ndarray:
-        ds = self.h5[group_name][name]
-        return ds.asstr()[()] if h5py.check_string_dtype(ds.dtype) else ds[()]
+        """One column's committed rows, (n_rows, ...)."""
+        group = self.h5[group_name]
+        ds, n = group[name], self._rows(group)
+        return ds.asstr()[:n] if h5py.check_string_dtype(ds.dtype) else ds[:n]
 
     def column_by_id(self, group_name: str, name: str) -> dict[str, object]:
         """{id: value} of one column; empty when the stage has no rows."""
@@ -289,9 +302,10 @@ class ResultStore:
     def structures(self, group_name: str, ids: Sequence[str] | None = None) -> dict[str, Structure]:
         """Ragged structures of ``group_name`` as {id: Structure}; the last row wins for repeated ids."""
         g = self.h5[group_name]["structure"]
-        natoms, offset, cell = g["natoms"][()], g["offset"][()], g["cell"][()]
+        n = self._rows(self.h5[group_name])
+        natoms, offset, cell = g["natoms"][:n], g["offset"][:n], g["cell"][:n]
         numbers, positions = g["numbers"][()], g["positions"][()]
-        pbc = g["pbc"][()] if "pbc" in g else np.ones((len(natoms), 3), bool)
+        pbc = g["pbc"][:n] if "pbc" in g else np.ones((len(natoms), 3), bool)
         row_ids = self.column(group_name, "id")
         wanted = None if ids is None else set(ids)
         out = {}
