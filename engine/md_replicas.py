@@ -5,6 +5,7 @@ batch with a reason; the others go on."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ import torch
 import torch_sim as ts
 from ase import units
 from pymatgen.core import Structure
-from torch_sim.integrators.md import NoseHooverChain
+from torch_sim.integrators.md import NoseHooverChain, initialize_momenta
 from torch_sim.integrators.nvt import nvt_nose_hoover_init, nvt_nose_hoover_step
 
 from engine.fire import atom_limit
@@ -77,6 +78,19 @@ def _health(state, kT_target: torch.Tensor, settings: MdSettings) -> list[str]:
     return reasons
 
 
+def initial_momenta(replica: Replica, seed: int, masses: torch.Tensor) -> torch.Tensor:
+    """Maxwell–Boltzmann momenta (n_atoms, 3) [ASE units] of one replica at its temperature, with the centre-of-mass
+    motion removed, from a generator seeded by (``seed``, id, temperature): a replica starts the same whichever batch
+    it shares, so a resumed run repeats what an uninterrupted one computes."""
+    key = hashlib.sha256(f"{seed}:{replica.cid}:{replica.temperature:g}".encode()).hexdigest()
+    generator = torch.Generator().manual_seed(int(key[:15], 16))
+    masses = masses.detach().cpu()
+    n = len(masses)
+    kT = torch.tensor(units.kB * replica.temperature, dtype=masses.dtype)
+    return initialize_momenta(torch.zeros(n, 3, dtype=masses.dtype), masses, torch.zeros(n, dtype=torch.long), kT,
+                              generator)
+
+
 def run_replicas(replicas: Sequence[Replica], model, settings: MdSettings, sink,
                  on_done: Callable[[list[Replica]], None], progress: Callable[[int], None] | None = None) -> None:
     """Thermalise and run production for every replica, batched; ``on_done`` gets the replicas of each batch once
@@ -89,9 +103,8 @@ def run_replicas(replicas: Sequence[Replica], model, settings: MdSettings, sink,
         model, memory_scales_with="n_atoms" if settings.max_atoms_per_batch else model.memory_scales_with,
         max_memory_scaler=atom_limit(settings.max_atoms_per_batch, [r.structure for r in replicas]))
     batcher.load_states(states)
-    for b, (state, indices) in enumerate(batcher):
+    for state, indices in batcher:
         members = [replicas[i] for i in indices]
-        state.rng = settings.seed + b
         try:
             _run_batch(state, members, model, settings, sink)
         except Exception as exc:  # noqa: BLE001 - the batch is lost; its replicas are recorded, the run goes on
@@ -146,6 +159,8 @@ def _run_batch(state, members: list[Replica], model, settings: MdSettings, sink)
         buffer.clear()
 
     md = nvt_berendsen_init(state, model, kT=kT)
+    masses = state.masses.split(state.n_atoms_per_system.tolist())  # masses [amu] (n_atoms,) of each replica
+    md.momenta = torch.cat([initial_momenta(m, settings.seed, w) for m, w in zip(members, masses)]).to(device)
     md, kT = check(md, kT, "start")
     for step in range(1, n_therm + 1):
         if md is None:

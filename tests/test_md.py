@@ -152,3 +152,14 @@ def test_a_replica_larger_than_the_batch_limit_runs_alone_and_no_replicas_is_no_
                        tmp_path)
     assert done["big/40K"].error == "" and frames["big/40K"].shape[1] == 32
     assert run(lj(), [], short(), tmp_path) == ({}, {})
+
+
+def test_a_replica_runs_the_same_alone_or_batched_with_others(tmp_path):
+    """Initial momenta are seeded per replica (seed, id, T), not per batch: a resumed run, whose batches differ,
+    repeats what the uninterrupted run computed."""
+    s = argon().make_supercell([2, 2, 2], in_place=False)
+    other = argon(5.4).make_supercell([2, 2, 1], in_place=False)
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    _, alone = run(lj(), [Replica("a", 40.0, s)], short(), tmp_path / "a")
+    _, batched = run(lj(), [Replica("b", 80.0, other), Replica("a", 40.0, s)], short(), tmp_path / "b")
+    np.testing.assert_allclose(batched["a/40K"], alone["a/40K"], atol=1e-5)

@@ -8,6 +8,7 @@ import sys
 import pytest
 from pymatgen.core import Lattice, Structure
 
+from engine import report
 from engine.compare import compare_groups
 from engine.merge import MergeError, merge
 from engine.store import ResultStore
@@ -63,6 +64,9 @@ def test_two_shards_through_submitit_merge_into_the_unsharded_run(tmp_path):
         assert compare_groups(a, b, rtol=1e-6, atol=1e-5, structures_atol=1e-4) == []
         assert dict(zip(b.ids("novelty"), b.column("novelty", "reason")))["lif_shifted"] == "duplicate of lif"
         assert len(b.ids("thermo")) == 3
+
+    report.main([str(p) for p in shards] + ["--out", str(tmp_path / "report")])  # a report of the shards together
+    assert "| candidates generated or read | 5 |" in (tmp_path / "report" / "report.md").read_text()
 
     with pytest.raises(MergeError, match="exists"):
         merge(merged, shards)
