@@ -57,6 +57,7 @@ class BuiltinCandidates(CandidatesSettings):
     per_system: int = 2
     space_groups: list[int] = field(default_factory=lambda: [2, 12, 14, 15, 62, 63, 148, 166, 194, 225])
     max_atoms: int = 12  # atoms per cell at most
+    max_tries: int | None = None  # pyxtal placements tried per system (null: max(200, 10 * per_system))
     seed: int = 0
 
 
@@ -102,8 +103,9 @@ def load_candidates(cfg, device="cpu") -> list[Candidate]:
         systems = [list(s) for s in cfg.get("chemical_systems") or draw_chemical_systems(
             required, allowed, int(cfg.n_systems), int(cfg.seed), int(n_elements or 3))]
         check_csx(systems, required, allowed, n_elements)
-        return sample_symmetric_crystals(systems, int(cfg.per_system),
-                                         [int(g) for g in cfg.space_groups], int(cfg.max_atoms), int(cfg.seed))
+        tries = cfg.get("max_tries") or max(200, 10 * int(cfg.per_system))
+        return sample_symmetric_crystals(systems, int(cfg.per_system), [int(g) for g in cfg.space_groups],
+                                         int(cfg.max_atoms), int(cfg.seed), max_tries=int(tries))
     raise ValueError(f"unknown candidates.source {cfg.source!r} (builtin | files | wyformer)")
 
 
