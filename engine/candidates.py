@@ -2,10 +2,10 @@
 WyFormer (:mod:`engine.wyformer`), then validity; with ``shard.count > 1`` only this shard's slice of them.
 
 Shards: a candidate belongs to shard ``int(sha256(key)) % count``, its key being its reduced formula and space group
-(its id when it has no space group: unreadable or no screenable crystal). Every shard generates or reads the same candidates and keeps its own slice, so the slices
-are disjoint, together complete and balanced, and independent of the order of the inputs; and since structures the
-novelty stage could match share formula and space group, they land in the same shard, so uniqueness holds across
-shards as within one run.
+(its id when it has no space group: unreadable or no screenable crystal). Every shard generates or reads the same
+candidates and keeps its own slice, so the slices are disjoint, together complete and balanced, and independent of
+the order of the inputs; and since structures the novelty stage could match share formula and space group, they
+land in the same shard, so uniqueness holds across shards as within one run.
 
 Validity: the shortest interatomic distance with periodic images, computed batched, must exceed
 ``min_distance`` [Å] (0.7 Å in the reference pipeline).

@@ -32,7 +32,7 @@ class TrajectorySink:
                                chunk_rows=min(self.chunk, (1 << 20) // (12 * n)))
         self.store.write_array(f"{g}/numbers", np.asarray(replica.structure.atomic_numbers, dtype=np.int64))
         self.store.write_array(f"{g}/cell", replica.structure.lattice.matrix)
-        self.store.set_path_attrs(g, {"temperature_K": replica.temperature, "frame_interval_ps": self.dt})
+        self.store.set_attrs(g, {"temperature_K": replica.temperature, "frame_interval_ps": self.dt})
 
     def append(self, replica: Replica, positions: np.ndarray) -> None:
         """Append frames (n_frames, n_atoms, 3) [Å]."""

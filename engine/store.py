@@ -205,7 +205,7 @@ class ResultStore:
 
     # ---- group attributes and per-candidate arrays ------------------------------------------------------
     def set_attrs(self, group_name: str, values: Mapping[str, object]) -> None:
-        """Set attributes of ``group_name`` (created if absent); None values are skipped."""
+        """Set attributes of the group at ``group_name`` (a path; created if absent); None values are skipped."""
         self.h5.require_group(group_name).attrs.update({k: v for k, v in values.items() if v is not None})
         self.h5.flush()
 
@@ -241,10 +241,6 @@ class ResultStore:
     def read_array(self, path: str) -> np.ndarray:
         return self.h5[path][()]
 
-    def set_path_attrs(self, path: str, values: Mapping[str, object]) -> None:
-        """Attributes of a group at ``path`` (created if absent)."""
-        self.h5.require_group(path).attrs.update(dict(values))
-
     def delete(self, path: str) -> None:
         """Remove the dataset or group at ``path`` if there is one."""
         if path in self.h5:
@@ -261,8 +257,8 @@ class ResultStore:
     def copy_from(self, other: ResultStore, path: str) -> None:
         """Copy the dataset or group at ``path`` of ``other`` to the same path here (replacing what is there)."""
         self.delete(path)
-        parent = path.rsplit("/", 1)[0] if "/" in path else ""
-        other.h5.copy(other.h5[path], self.h5.require_group(parent) if parent else self.h5, name=path.rsplit("/", 1)[-1])
+        parent, _, name = path.rpartition("/")
+        other.h5.copy(other.h5[path], self.h5.require_group(parent) if parent else self.h5, name=name)
 
     # ---- reading ------------------------------------------------------------------------------
     def has(self, group_name: str) -> bool:

@@ -62,37 +62,37 @@ def spacegroup_number(structure: Structure, symprec: float = 0.1) -> int:
 POSCAR_NAMES = ("POSCAR", "CONTCAR")
 
 
-def _declared_formula(path: Path) -> str:
-    """The reduced ``_chemical_formula_sum`` a CIF declares ("" when it declares none)."""
+def _read_cif(path: Path) -> Structure:
+    """The structure of a CIF (as ``Structure.from_file`` reads it), parsed once; its atoms must add up to the formula
+    the file declares (``_chemical_formula_sum``, when it declares one): an atom loop cut short would otherwise pass
+    as another material."""
     from pymatgen.core import Composition
     from pymatgen.io.cif import CifParser
 
-    for block in CifParser(path).as_dict().values():
-        declared = block.get("_chemical_formula_sum")
-        if declared:
-            return Composition(str(declared).replace("'", "")).reduced_formula
-    return ""
+    parser = CifParser(path)
+    structure = parser.parse_structures(primitive=False)[0]
+    sums = [b["_chemical_formula_sum"] for b in parser.as_dict().values() if b.get("_chemical_formula_sum")]
+    if sums:
+        declared = Composition(str(sums[0]).replace("'", "")).reduced_formula
+        read = structure.composition.reduced_formula
+        if declared != read:
+            raise ValueError(f"the atoms read make {read}, the file declares {declared} (atom loop cut?)")
+    return structure
 
 
 def read_structure_file(path: Path) -> Candidate:
-    """One structure from a CIF or a VASP POSCAR/CONTCAR (``*.vasp``, ``*.poscar``). A CIF whose atoms add up to
-    another formula than the one it declares (an atom loop cut short) is unreadable, not another material."""
+    """One structure from a CIF or a VASP POSCAR/CONTCAR (``*.vasp``, ``*.poscar``); a failure is the reason."""
     try:
         if path.stat().st_size == 0:
             raise ValueError("empty file")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            structure = Structure.from_file(path)
-            if len(structure) == 0:
-                raise ValueError("no atoms")
-            if path.suffix.lower() == ".cif":
-                declared, read = _declared_formula(path), structure.composition.reduced_formula
-                if declared and declared != read:
-                    raise ValueError(f"the atoms read make {read}, the file declares {declared} (atom loop cut?)")
+            structure = _read_cif(path) if path.suffix.lower() == ".cif" else Structure.from_file(path)
+        if len(structure) == 0:
+            raise ValueError("no atoms")
         return Candidate(path.stem, str(path), structure)
     except Exception as exc:  # noqa: BLE001 - any parse failure becomes a recorded reason
         return Candidate(path.stem, str(path), None, f"unreadable: {short_error(exc)}")
-
 
 
 def read_file(path: Path) -> list[Candidate]:
