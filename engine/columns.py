@@ -10,6 +10,7 @@ from functools import cache
 import numpy as np
 from pymatgen.core import Structure
 
+from engine.crystals import Crystal, Crystals
 from engine.rows import Row
 
 _SCALARS = {float: np.float64, int: np.int64, bool: np.bool_}
@@ -24,7 +25,7 @@ def row_columns(row_type: type[Row]) -> tuple[tuple[str, object], ...]:
 
 
 def _is_structure(tp) -> bool:
-    return tp is Structure or Structure in typing.get_args(tp)
+    return tp in (Structure, Crystal) or bool({Structure, Crystal} & set(typing.get_args(tp)))
 
 
 def _column(tp, values: list) -> np.ndarray | list[str]:
@@ -47,15 +48,9 @@ def _as_array(values) -> np.ndarray:
     return arr
 
 
-def pack_structures(structures: Sequence[Structure | None]) -> dict[str, np.ndarray]:
-    """Ragged arrays (see module docstring) for a list of pymatgen structures; ``None`` packs as an
-    empty row (natoms 0, zero cell), for candidates that ended without a structure."""
-    present = [s for s in structures if s is not None]
-    return {
-        "natoms": np.array([0 if s is None else len(s) for s in structures], dtype=np.int64),
-        "numbers": np.concatenate([[]] + [s.atomic_numbers for s in present]).astype(np.int64),
-        "positions": np.concatenate([np.zeros((0, 3))] + [s.cart_coords for s in present]),
-        "cell": np.stack([np.zeros((3, 3)) if s is None else s.lattice.matrix for s in structures])
-        if structures else np.zeros((0, 3, 3)),
-        "pbc": np.array([[True] * 3 if s is None else s.lattice.pbc for s in structures], bool).reshape(-1, 3),
-    }
+def pack_structures(structures: Sequence[Structure | Crystal | None] | Crystals) -> dict[str, np.ndarray]:
+    """Ragged arrays (see :mod:`engine.store`) for a list of structures; ``None`` packs as an empty row (natoms 0,
+    zero cell), for candidates that ended without a structure."""
+    packed = structures if isinstance(structures, Crystals) else Crystals.from_structures(structures)
+    return {"natoms": packed.natoms, "numbers": packed.numbers, "positions": packed.positions, "cell": packed.cell,
+            "pbc": packed.pbc}

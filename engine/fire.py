@@ -1,20 +1,27 @@
 """Batched FIRE relaxation on positions and cell with a uMLIP, structures entering and leaving the batch as they
-finish (torch-sim's ``InFlightAutoBatcher``); used by the relax stage, the references stage and the MD
-pre-relaxation.
+finish; used by the relax stage, the references stage and the MD pre-relaxation.
+
+The loop keeps one batched torch-sim FIRE state on the device. Step counters, volume ratios and verdicts are tensors;
+each convergence check moves one boolean per system to the host, and the systems that finished leave the batch
+together, their structures and numbers moved to the host as arrays (:class:`engine.crystals.Crystals`, no pymatgen
+object). New structures are initialised into the batch (``fire_init``, torch-sim's ``concatenate_states``) once a
+tenth of the atom budget is free. torch-sim's ``InFlightAutoBatcher`` does the same swapping one ``SimState`` per
+structure, which costs more than a near-free model's step at 10^4 structures (``benchmarks/bench_overhead.py``).
 
 FIRE: Bitzek et al., Phys. Rev. Lett. 97, 170201 (2006), in torch-sim's ``ase_fire`` flavour with the Fréchet
 cell filter, i.e. the same algorithm as ``ase.optimize.FIRE`` on ``ase.filters.FrechetCellFilter``. A structure
 is converged when the largest atomic force and the largest cell force are below ``fmax`` [eV/Å].
 
 Every finished structure is handed to ``on_done`` at once (a stage writes it to the HDF5 file), so a killed
-run loses only the structures still in flight.
+run loses only the structures still in flight. On an out-of-memory error the batch goes back to the queue at its
+current geometry and the atom budget halves (:mod:`engine.batching`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,9 +30,11 @@ import torch_sim as ts
 from pymatgen.core import Structure
 from torch_sim.optimizers import fire_init, fire_step
 
+from engine.batching import AtomBudget, atom_budget, is_out_of_memory
+from engine.crystals import Crystal, Crystals
 from engine.models import LoadedModel
 from engine.rows import NAN, Row, Status
-from engine.structures import pack, short_error
+from engine.structures import short_error
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +42,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class RelaxResult(Row):
     """One structure's relaxation: the relax stage's row."""
-    structure: Structure | None = None  # relaxed
+    structure: Crystal | None = None  # relaxed
     energy_per_atom: float = NAN  # eV/atom
     stress: np.ndarray = field(default_factory=lambda: np.full((3, 3), np.nan))  # eV/Å³, (3, 3)
     fmax: float = NAN  # eV/Å, atoms and cell
@@ -49,8 +58,8 @@ class RelaxSettings:
     max_steps: int = 500
     steps_between_checks: int | None = None  # None: 1 on a CPU, 5 on a GPU (see checks_every)
     max_volume_ratio: float = 3.0  # V/V0 outside [1/r, r] counts as exploded
-    max_atoms_per_batch: int | None = 2000  # None: let torch-sim estimate from GPU memory
-    init_chunk: int = 64  # structures whose optimizer state is initialised in one model call
+    max_atoms_per_batch: int | None = 2000  # None: torch-sim's estimate on CUDA (engine/batching.py)
+    init_chunk: int = 256  # structures whose optimizer state is initialised in one model call
     cell_filter: str | None = "frechet"  # None: positions only, at fixed cell
 
 
@@ -70,126 +79,206 @@ def checks_every(settings: RelaxSettings, device: torch.device) -> int:
     return 1 if device.type == "cpu" else 5
 
 
-def atom_limit(max_atoms: int | None, structures: Sequence[Structure]) -> int | None:
-    """Atoms per batch: the configured limit, raised to the largest structure so that one runs alone instead of
-    being refused by torch-sim's batcher (None: torch-sim estimates from GPU memory)."""
-    if not max_atoms:
-        return None
-    return max(max_atoms, *(len(s) for s in structures))
+def relax(structures: Sequence[Structure] | Crystals, ids: Sequence[str], loaded: LoadedModel,
+          settings: RelaxSettings, on_done: Callable[[list[RelaxResult]], None],
+          progress: Callable[[int], None] | None = None) -> AtomBudget:
+    """Relax ``structures``; ``on_done`` receives every structure's :class:`RelaxResult` as soon as it ends. Returns
+    the atom budget with the batch sizes used (halved on each out-of-memory error)."""
+    return _InFlightFire(Crystals.copy_of(structures), list(ids), loaded, settings, on_done, progress).run()
 
 
-def relax(structures: Sequence[Structure], ids: Sequence[str], loaded: LoadedModel, settings: RelaxSettings,
-          on_done: Callable[[list[RelaxResult]], None], progress: Callable[[int], None] | None = None) -> None:
-    """Relax ``structures``; ``on_done`` receives every structure's :class:`RelaxResult` as soon as it ends."""
-    model = loaded.model
-    dtype, device = model.dtype, model.device
-    init_kwargs = {"cell_filter": ts.CellFilter(settings.cell_filter) if settings.cell_filter else None,
-                   "fire_flavor": "ase_fire"}
+class _InFlightFire:
+    """The in-flight loop: one batched FIRE state on the device; finished systems leave it together at a
+    convergence check (one host transfer), and new ones enter when a tenth of the atom budget is free."""
 
-    def report(results: list[RelaxResult]) -> None:
-        if results:
-            on_done(results)
-            if progress:
-                progress(len(results))
+    def __init__(self, crystals: Crystals, ids: list[str], loaded: LoadedModel, settings: RelaxSettings,
+                 on_done, progress):
+        self.crystals, self.ids, self.loaded, self.settings = crystals, ids, loaded, settings
+        self.on_done, self.progress = on_done, progress
+        self.model = loaded.model
+        self.init_kwargs = {"cell_filter": ts.CellFilter(settings.cell_filter) if settings.cell_filter else None,
+                            "fire_flavor": "ase_fire"}
+        self.v0 = crystals.volumes()
+        self.steps_before = np.zeros(len(crystals), np.int64)  # steps of systems sent back by an out-of-memory error
+        self.pending: deque[int] = deque()
+        self.state = None
+        self.order = np.zeros(0, np.int64)  # input index of each system of ``state``
+        self.steps = self.v0_sys = None  # per system of ``state``, on the device
 
-    todo = []
-    early = []
-    for s, cid in zip(structures, ids):
-        missing = loaded.unsupported_elements(s.atomic_numbers)
-        if missing:
-            early.append(RelaxResult(cid, Status.ERROR, f"elements not in model: {' '.join(missing)} ({loaded.name})"))
-        else:
-            todo.append((cid, s))
-    report(early)
-    if not todo:
-        return
+    def report(self, rows: list[RelaxResult]) -> None:
+        if rows:
+            self.on_done(rows)
+            if self.progress:
+                self.progress(len(rows))
 
-    entered: list[str] = []  # id of the k-th state handed to the batcher
-    v0: dict[str, float] = {}
-
-    def initialised() -> Iterator[ts.SimState]:
-        """FIRE states initialised in chunks (one model call each); a chunk that fails is retried one by one."""
-        for start in range(0, len(todo), settings.init_chunk):
-            chunk = todo[start:start + settings.init_chunk]
-            try:
-                states = fire_init(model=model, state=pack([s for _, s in chunk], device, dtype), **init_kwargs)
-                singles = list(zip(chunk, states.split()))
-            except Exception:  # noqa: BLE001 - isolate the structure that breaks the model
-                singles = []
-                for item in chunk:
-                    try:
-                        singles.append((item, fire_init(model=model, state=pack([item[1]], device, dtype),
-                                                        **init_kwargs)))
-                    except Exception as exc:  # noqa: BLE001
-                        report([RelaxResult(item[0], Status.ERROR, f"model failed: {short_error(exc)}")])
-            for (cid, s), st in singles:
-                if not (torch.isfinite(st.energy).all() and torch.isfinite(st.forces).all()):
-                    report([RelaxResult(cid, Status.ERROR, "non-finite energy or forces at the start")])
-                    continue
-                entered.append(cid)
-                v0[cid] = float(s.volume)
-                yield st
-
-    batcher = ts.InFlightAutoBatcher(
-        model, memory_scales_with="n_atoms" if settings.max_atoms_per_batch else model.memory_scales_with,
-        max_memory_scaler=atom_limit(settings.max_atoms_per_batch, [s for _, s in todo]))
-    stream = initialised()
-    try:
-        batcher.load_states(stream)
-    except StopIteration:  # every structure failed to initialise
-        return
-    steps: defaultdict[int, int] = defaultdict(int)  # FIRE steps per batcher index
-    every = checks_every(settings, device)
-    state, _ = batcher.next_batch(None, None)
-    while state is not None:
-        failure = None
-        try:
-            for _ in range(every):
-                state = fire_step(state=state, model=model, fire_flavor="ase_fire")
-                for k in batcher.current_idx:
-                    steps[k] += 1
-        except Exception as exc:  # noqa: BLE001 - the batch is lost; its members are recorded, the run goes on
-            failure = f"model failed during relaxation: {short_error(exc)}"
-            log.warning(failure)
-
-        current = list(batcher.current_idx)
-        n_sys = state.n_systems
-        fmax = _system_fmax(state).detach()
-        energy = state.energy.detach()
-        finite = torch.isfinite(energy) & torch.isfinite(fmax)
-        volume = torch.linalg.det(state.row_vector_cell).abs().detach()
-        vr = torch.tensor([volume[i].item() / v0[entered[k]] for i, k in enumerate(current)])
-        exploded = (vr > settings.max_volume_ratio) | (vr < 1 / settings.max_volume_ratio)
-        converged = (fmax < settings.fmax).cpu() & finite.cpu()
-        maxed = torch.tensor([steps[k] >= settings.max_steps for k in current])
-        done = converged | ~finite.cpu() | exploded | maxed
-        if failure:
-            done = torch.ones(n_sys, dtype=torch.bool)
-        verdicts = {}
-        for i, k in enumerate(current):
-            if not done[i]:
+    def run(self) -> AtomBudget:
+        cr, dev, dtype = self.crystals, self.model.device, self.model.dtype
+        lacking = missing_elements(cr, self.loaded)
+        self.report([RelaxResult(self.ids[i], Status.ERROR, f"elements not in model: {why} ({self.loaded.name})")
+                     for i, why in lacking.items()])
+        todo = [i for i in range(len(cr)) if i not in lacking]
+        if not todo:
+            return AtomBudget(0)
+        sizes = cr.natoms[todo]
+        extremes = [todo[int(np.argmin(sizes))], todo[int(np.argmax(sizes))]]
+        self.budget = atom_budget(self.settings.max_atoms_per_batch, self.model, int(sizes.max()),
+                                  sample=lambda: cr.take(extremes).to_state(dev, dtype))
+        self.pending.extend(todo)
+        every = checks_every(self.settings, dev)
+        while self.pending or self.state is not None:
+            self.refill()
+            if self.state is None:
                 continue
-            cid = entered[k]
-            r = RelaxResult(cid, Status.PASS, fmax=float(fmax[i]), steps=steps[k], converged=bool(converged[i]),
-                            volume_ratio=float(vr[i]), energy_per_atom=float(energy[i]) / int(state.n_atoms_per_system[i]))
-            if failure:
-                r.status, r.reason = Status.ERROR, failure
-            elif not finite[i]:
-                r.status, r.reason = Status.ERROR, f"non-finite energy or forces after {steps[k]} steps"
-            elif exploded[i]:
-                r.status, r.reason = Status.FAIL, f"exploded: volume ratio {float(vr[i]):.2f} after {steps[k]} steps"
-            elif not converged[i]:
-                r.status, r.reason = Status.FAIL, f"not converged: fmax {float(fmax[i]):.3f} eV/Å after {steps[k]} steps"
-            verdicts[k] = r
-        # InFlightAutoBatcher returns the finished states in the order of completed_idx_og_order's new tail.
-        n_before = len(batcher.completed_idx_og_order)
-        state, finished = batcher.next_batch(state, done.to(device))
-        order = batcher.completed_idx_og_order[n_before:]
-        results = []
-        for k, fstate in zip(order, finished):
-            r = verdicts[k]
-            if r.status != Status.ERROR:
-                r.structure = ts.io.state_to_structures(fstate)[0]
-                r.stress = fstate.stress[0].detach().cpu().double().numpy()
-            results.append(r)
-        report(results)
+            try:
+                for _ in range(every):
+                    self.state = fire_step(state=self.state, model=self.model, fire_flavor="ase_fire")
+                    self.steps += 1
+            except Exception as exc:  # noqa: BLE001 - the batch goes back (out of memory) or is recorded
+                self.batch_failed(exc)
+                continue
+            self.check()
+        return self.budget
+
+    # ---- systems in --------------------------------------------------------------------------------------
+    def refill(self) -> None:
+        """Initialise pending structures into the batch while they fit the budget; a structure that does not fit
+        even alone ends as a transient error."""
+        used = 0 if self.state is None else self.state.n_atoms
+        free = self.budget.atoms - used
+        if not self.pending or (self.state is not None and free < 0.1 * self.budget.atoms):
+            return
+        take = []
+        while self.pending and self.crystals.natoms[self.pending[0]] <= free:
+            i = self.pending.popleft()
+            take.append(i)
+            free -= int(self.crystals.natoms[i])
+        if not take:
+            if self.state is None:  # the first pending structure is larger than the whole budget
+                i = self.pending.popleft()
+                self.report([RelaxResult(self.ids[i], Status.ERROR, f"out of memory alone ({self.crystals.natoms[i]} "
+                                         f"atoms; budget {self.budget.atoms})", transient=True)])
+            return
+        parts = [] if self.state is None else [self.state]
+        orders = [self.order]
+        for start in range(0, len(take), self.settings.init_chunk):
+            chunk = np.asarray(take[start:start + self.settings.init_chunk])
+            try:
+                new, kept = self.initialise(chunk)
+            except Exception as exc:
+                if not is_out_of_memory(exc):
+                    raise
+                self.pending.extendleft(reversed(take[start:]))
+                self.budget.halve()
+                break
+            if new is not None:
+                parts.append(new)
+                orders.append(kept)
+        if len(parts) > (self.state is not None):
+            self.state = parts[0] if len(parts) == 1 else ts.concatenate_states(parts)
+            self.order = np.concatenate(orders)
+            dev = self.model.device
+            self.steps = torch.as_tensor(self.steps_before[self.order], device=dev)
+            self.v0_sys = torch.as_tensor(self.v0[self.order], dtype=self.model.dtype, device=dev)
+
+    def initialise(self, chunk: np.ndarray):
+        """FIRE state of ``chunk`` (one model call); on a failure other than out of memory each structure is tried
+        alone, and one that still fails, or starts with non-finite energy or forces, ends as an error."""
+        dev, dtype = self.model.device, self.model.dtype
+        try:
+            new = fire_init(model=self.model, state=self.crystals.take(chunk).to_state(dev, dtype), **self.init_kwargs)
+        except Exception as exc:
+            if is_out_of_memory(exc) or len(chunk) == 1:
+                if is_out_of_memory(exc):
+                    raise
+                self.report([RelaxResult(self.ids[chunk[0]], Status.ERROR, f"model failed: {short_error(exc)}")])
+                return None, chunk[:0]
+            singles = [self.initialise(chunk[k:k + 1]) for k in range(len(chunk))]
+            singles = [(s, k) for s, k in singles if s is not None]
+            if not singles:
+                return None, chunk[:0]
+            return (ts.concatenate_states([s for s, _ in singles]) if len(singles) > 1 else singles[0][0],
+                    np.concatenate([k for _, k in singles]))
+        atom_ok = torch.isfinite(new.forces).all(dim=1)
+        ok = torch.isfinite(new.energy) & torch.zeros(new.n_systems, dtype=torch.bool, device=dev).index_put_(
+            (new.system_idx,), ~atom_ok, accumulate=True).logical_not()
+        ok = ok.cpu().numpy()
+        self.report([RelaxResult(self.ids[i], Status.ERROR, "non-finite energy or forces at the start")
+                     for i in chunk[~ok]])
+        if not ok.any():
+            return None, chunk[:0]
+        return (new if ok.all() else new[torch.as_tensor(np.flatnonzero(ok), device=dev)]), chunk[ok]
+
+    # ---- systems out -------------------------------------------------------------------------------------
+    def check(self) -> None:
+        """Verdicts as tensors, one host transfer; finished systems leave the batch together."""
+        s, st = self.settings, self.state
+        fmax = _system_fmax(st).detach()
+        energy = st.energy.detach()
+        finite = torch.isfinite(energy) & torch.isfinite(fmax)
+        vr = torch.linalg.det(st.row_vector_cell).abs().detach() / self.v0_sys
+        exploded = (vr > s.max_volume_ratio) | (vr < 1 / s.max_volume_ratio)
+        converged = (fmax < s.fmax) & finite
+        done = converged | ~finite | exploded | (self.steps >= s.max_steps)
+        done_host = done.cpu().numpy()
+        if not done_host.any():
+            return
+        idx = torch.as_tensor(np.flatnonzero(done_host), device=st.device)
+        cols = torch.stack([fmax[idx].double(), energy[idx].double(), vr[idx].double(), self.steps[idx].double(),
+                            converged[idx].double(), finite[idx].double(), exploded[idx].double()]).cpu().numpy()
+        finished = st[idx]
+        relaxed = Crystals.from_state(finished)
+        stress = finished.stress.detach().cpu().double().numpy()
+        rows = []
+        for j, i in enumerate(self.order[done_host]):
+            f, e, v, n, conv, fin, expl = cols[:, j]
+            n = int(n)
+            r = RelaxResult(self.ids[i], Status.PASS, fmax=float(f), steps=n, converged=bool(conv),
+                            volume_ratio=float(v), energy_per_atom=float(e) / int(relaxed.natoms[j]))
+            if not fin:
+                r.status, r.reason = Status.ERROR, f"non-finite energy or forces after {n} steps"
+            else:
+                r.structure, r.stress = relaxed[j], stress[j]
+                if expl:
+                    r.status, r.reason = Status.FAIL, f"exploded: volume ratio {v:.2f} after {n} steps"
+                elif not conv:
+                    r.status, r.reason = Status.FAIL, f"not converged: fmax {f:.3f} eV/Å after {n} steps"
+            rows.append(r)
+        self.keep(~done_host)
+        self.report(rows)
+
+    def keep(self, keep: np.ndarray) -> None:
+        if not keep.any():
+            self.state, self.order = None, self.order[:0]
+            return
+        idx = torch.as_tensor(np.flatnonzero(keep), device=self.model.device)
+        self.state = self.state[idx]
+        self.order, self.steps, self.v0_sys = self.order[keep], self.steps[idx], self.v0_sys[idx]
+
+    def batch_failed(self, exc: Exception) -> None:
+        """Out of memory: the batch's systems go back to the queue at their current geometry (their steps kept) and
+        the budget halves. Another failure: every system of the batch ends as an error, transient when it shared
+        the batch (the failure may be another system's) and permanent when it was alone."""
+        n = self.state.n_systems
+        if is_out_of_memory(exc) and self.budget.atoms > 1:
+            where = Crystals.from_state(self.state)
+            self.crystals.positions[self.crystals.atoms_of(self.order)] = where.positions
+            self.crystals.cell[self.order] = where.cell
+            self.steps_before[self.order] = self.steps.cpu().numpy()
+            self.pending.extendleft(reversed(self.order.tolist()))
+            self.state, self.order = None, self.order[:0]
+            self.budget.halve()
+            return
+        reason = f"model failed during relaxation: {short_error(exc)}"
+        log.warning(reason)
+        rows = [RelaxResult(self.ids[i], Status.ERROR, reason, transient=n > 1, steps=int(k))
+                for i, k in zip(self.order, self.steps.cpu().numpy())]
+        self.state, self.order = None, self.order[:0]
+        self.report(rows)
+
+
+def missing_elements(crystals: Crystals, loaded: LoadedModel) -> dict[int, str]:
+    """{index: the elements the model lacks} of the structures with any (one vectorised pass over the atoms)."""
+    known = np.zeros(119, bool)
+    known[list(loaded.supported_z)] = True
+    bad = crystals.per_structure(~known[crystals.numbers], np.logical_or)
+    return {int(i): " ".join(loaded.unsupported_elements(crystals[i].numbers)) for i in np.flatnonzero(bad)}

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from pymatgen.core import Structure
 
+from engine.crystals import Crystal
 from engine.fire import RelaxSettings, relax
 from engine.md_analysis import analyse, describe
 from engine.md_protocol import MdSettings
@@ -68,13 +69,13 @@ class MdRow(Row):
     li_msd_pass: bool = False
 
     @classmethod
-    def error(cls, cid: str, reason: str, n_temperatures: int) -> MdRow:
+    def error(cls, cid: str, reason: str, n_temperatures: int, transient: bool = False) -> MdRow:
         nan = np.full(n_temperatures, np.nan)
-        return cls(cid, Status.ERROR, reason, temperature_mean=nan, temperature_std=nan.copy())
+        return cls(cid, Status.ERROR, reason, temperature_mean=nan, temperature_std=nan.copy(), transient=transient)
 
 
 def prepare(structures: dict[str, Structure], loaded: LoadedModel, settings: MdSettings,
-            write_error) -> dict[str, tuple[Structure, tuple, float]]:
+            write_error) -> dict[str, tuple[Crystal, tuple, float]]:
     """Supercell and fixed-cell pre-relaxation per candidate: {id: (supercell, scale, fmax [eV/Å])}."""
     cells, errors = {}, []
     for cid, s in structures.items():
@@ -88,23 +89,20 @@ def prepare(structures: dict[str, Structure], loaded: LoadedModel, settings: MdS
             errors.append((cid, f"supercell: {short_error(exc)}"))
     if errors:
         write_error(errors)
-    out: dict[str, tuple[Structure, tuple, float]] = {}
+    out: dict[str, tuple[Crystal, tuple, float]] = {}
 
     def done(results):
-        bad = []
         for r in results:
             if r.status == "error" or r.structure is None:
-                bad.append((r.id, f"pre-relaxation: {r.reason}"))
+                write_error([(r.id, f"pre-relaxation: {r.reason}")], r.transient)
             else:  # an unconverged pre-relaxation still starts MD; its fmax is recorded
                 out[r.id] = (r.structure, cells[r.id][1], r.fmax)
-        if bad:
-            write_error(bad)
 
     ids = list(cells)
     if ids:
         relax([cells[i][0] for i in ids], ids, loaded,
               RelaxSettings(fmax=settings.prerelax_fmax, max_steps=settings.prerelax_max_steps, cell_filter=None,
-                            max_atoms_per_batch=settings.max_atoms_per_batch or 2000), done)
+                            max_atoms_per_batch=settings.max_atoms_per_batch), done)
     return out
 
 
@@ -119,8 +117,7 @@ def run_stage(run) -> None:
     if not todo:
         return
     sink = TrajectorySink(store, settings.frame_interval_ps, settings.frames_per_flush)
-    for cid in todo:
-        sink.discard(cid)  # left by a run killed before the candidate's row was written
+    sink.prune(store.done_ids("md"))  # blocks left by a run killed before any of their candidates had a row
     structures = run.input_structures("md", todo)
     loaded = run.stage_model("md", settings.model)
     store.set_attrs("md", {"temperatures_K": list(settings.temperatures),
@@ -129,8 +126,8 @@ def run_stage(run) -> None:
                            "room_temperature_K": settings.room_temperature, "model": loaded.name})
     n_t = len(settings.temperatures)
 
-    def write_error(pairs):
-        store.append_rows("md", [MdRow.error(c, reason, n_t) for c, reason in pairs])
+    def write_error(pairs, transient: bool = False):
+        store.append_rows("md", [MdRow.error(c, reason, n_t, transient) for c, reason in pairs])
 
     with run.progress("md", len(todo) * n_t) as bar:
         prepared = prepare({c: structures[c] for c in todo if c in structures}, loaded, settings, write_error)
@@ -160,13 +157,16 @@ def run_stage(run) -> None:
                 _, scale, fmax = prepared[cid]
                 try:
                     status, reason, out = describe(cid, reps, estimates, settings, scale, fmax)
-                    rows.append(MdRow(cid, status, reason, **out))
+                    transient = status == Status.ERROR and all(r.transient for r in reps.values() if r.error)
+                    rows.append(MdRow(cid, status, reason, **out, transient=transient))
                 except Exception as exc:  # noqa: BLE001
                     rows.append(MdRow.error(cid, f"descriptors: {short_error(exc)}", n_t))
                 del finished[cid]
             store.append_rows("md", rows)
 
-        run_replicas(replicas, loaded.model, settings, sink, on_done, progress=bar.update)
+        budget = run_replicas(replicas, loaded.model, settings, sink, on_done, progress=bar.update)
+    if budget is not None:
+        store.set_attrs("md", {"atoms_per_batch": budget.history})
 
 
 def criteria_counts(store, cfg) -> tuple[str, list[tuple[str, int]]]:

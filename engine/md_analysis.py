@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 import torch
+from ase.data import chemical_symbols
 
 from engine.md_protocol import MdSettings
 from engine.md_replicas import Replica
@@ -23,7 +24,7 @@ LI = 3
 
 def analyse(replica: Replica, positions: np.ndarray, settings: MdSettings):
     """Windowed D per species [Å²/ps] of one replica's production trajectory."""
-    species = np.array([site.specie.symbol for site in replica.structure])
+    species = np.array(chemical_symbols)[replica.structure.numbers]
     return windowed_diffusion(torch.as_tensor(positions, dtype=torch.float64), species, settings.frame_interval_ps,
                               settings.window_ps, settings.fit_start_ps, settings.fit_end_ps)
 
@@ -33,7 +34,7 @@ def describe(cid: str, replicas: dict[float, Replica], estimates: dict, settings
     """(status, reason, columns) of one candidate from its finished replicas."""
     any_rep = next(iter(replicas.values()))
     s = any_rep.structure
-    n_li = sum(1 for z in s.atomic_numbers if z == LI)
+    n_li = int(np.sum(s.numbers == LI))
     temps = list(settings.temperatures)
     out = {"supercell": np.asarray(supercell, dtype=np.int64), "n_atoms": len(s), "volume": s.volume, "n_li": n_li,
            "prerelax_fmax": prerelax_fmax,

@@ -48,7 +48,8 @@ class PesSettings:
     xi_min: float = 0.8
     barrier_max: float = 0.5  # eV
     barrier_dimension: int = 1  # which percolation barrier (1, 2 or 3 D) the criterion uses
-    max_atoms_per_batch: int = 100  # CPU: about 100 (bigger batches run slower per probe); GPU: 10^4 and up
+    max_atoms_per_batch: int | None = 100  # CPU: about 100 (bigger batches run slower per probe); None: torch-sim's
+    #                                        memory estimate on CUDA (engine/batching.py)
     candidates_per_chunk: int = 8  # candidates whose probes share batches; results are written per chunk
     save_grids: bool = False  # write the full energy grids to pes/grids/<approach>/<id>
     short_circuit: bool = False  # grids in the order of ``approaches``; once one passes, the candidate's later ones
@@ -129,10 +130,12 @@ def describe(jobs: dict[str, ProbeJob], settings: PesSettings) -> tuple[str, str
 
 
 def evaluate_candidates(structures: dict[str, Structure], settings: PesSettings, models: dict[str, LoadedModel],
-                        energy_models: dict[str, tuple] | None = None) -> dict[str, dict[str, ProbeJob]]:
+                        energy_models: dict[str, tuple] | None = None,
+                        budgets: dict | None = None) -> dict[str, dict[str, ProbeJob]]:
     """{id: {approach: evaluated ProbeJob}} of the candidates' grids, approach after approach (all candidates'
     probes of one approach share batches); with ``short_circuit`` a candidate that a grid passed gets no later
-    grid. ``models`` and ``energy_models`` are per approach."""
+    grid. ``models``, ``energy_models`` and ``budgets`` (the atom budgets in use, updated here) are per approach."""
+    budgets = {} if budgets is None else budgets
     jobs: dict[str, dict[str, ProbeJob]] = {cid: {} for cid in structures}
     decided: set[str] = set()
     for approach in settings.approaches:
@@ -143,8 +146,11 @@ def evaluate_candidates(structures: dict[str, Structure], settings: PesSettings,
             except Exception as exc:  # noqa: BLE001 - e.g. spglib on a degenerate cell
                 jobs[cid][approach] = ProbeJob(cid, approach, structures[cid], None,
                                                error=f"{approach}: grid: {short_error(exc)}")
-        evaluate_jobs([jobs[c][approach] for c in group], models[approach], settings.max_atoms_per_batch,
-                      energy_model=(energy_models or {}).get(approach))
+        used = evaluate_jobs([jobs[c][approach] for c in group], models[approach],
+                             budgets.get(approach, settings.max_atoms_per_batch),
+                             energy_model=(energy_models or {}).get(approach))
+        if used is not None:
+            budgets[approach] = used
         if settings.short_circuit:
             decided |= {c for c in group if _passes(jobs[c][approach], settings)}
     return jobs
@@ -167,12 +173,14 @@ def run_stage(run) -> None:
             copies[id(loaded)] = energy_only(loaded)
     energy_models = {a: copies[id(loaded)] for a, loaded in models.items()}
 
+    budgets: dict = {}
     with run.progress("pes", len(todo)) as bar:
         for start in range(0, len(todo), settings.candidates_per_chunk):
             chunk = todo[start:start + settings.candidates_per_chunk]
-            jobs = evaluate_candidates({c: structures[c] for c in chunk}, settings, models, energy_models)
+            jobs = evaluate_candidates({c: structures[c] for c in chunk}, settings, models, energy_models, budgets)
             _write(run.store, chunk, jobs, settings)
             bar.update(len(chunk))
+    run.store.set_attrs("pes", {f"{a}_atoms_per_batch": b.history for a, b in budgets.items()})
 
 
 def _passes(job: ProbeJob, settings: PesSettings) -> bool:
@@ -189,7 +197,8 @@ def _write(store, chunk: Sequence[str], jobs: dict[str, dict[str, ProbeJob]], se
     for cid in chunk:
         try:
             status, reason, out = describe(jobs[cid], settings)
-            rows.append(PesRow(cid, status, reason, **out))
+            transient = status == Status.ERROR and any(j.transient for j in jobs[cid].values())
+            rows.append(PesRow(cid, status, reason, **out, transient=transient))
         except Exception as exc:  # noqa: BLE001 - a descriptor failure is this candidate's, not the run's
             rows.append(PesRow(cid, Status.ERROR, f"descriptors: {short_error(exc)}"))
     if settings.save_grids:

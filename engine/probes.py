@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -17,6 +18,7 @@ import torch_sim as ts
 from ase.data import atomic_masses
 from pymatgen.core import Structure
 
+from engine.batching import AtomBudget, atom_budget, is_out_of_memory
 from engine.models import LoadedModel, energy_only
 from engine.structures import short_error
 from kernels.grid import ProbeGrid, probe_grid
@@ -37,6 +39,7 @@ class ProbeJob:
     host_energy: float = float("nan")  # eV
     energies: np.ndarray | None = None  # eV, relative to host_energy, one per evaluated point (n_evaluated,)
     error: str = ""
+    transient: bool = False  # the error is the device's (out of memory), not the candidate's
     n_nonfinite: int = 0
     _probe_cart: np.ndarray = field(default=None, repr=False)
     descriptors: tuple | None = field(default=None, repr=False)  # (settings, the grid's descriptors), cached
@@ -144,17 +147,25 @@ def _batch_state(jobs: Sequence[ProbeJob], segments: Sequence[_Segment], device,
     )
 
 
-def evaluate_jobs(jobs: Sequence[ProbeJob], loaded: LoadedModel, max_atoms: int, progress=None,
-                  energy_model: tuple | None = None) -> None:
-    """Fill ``host_energy`` and ``energies`` of every job without an error; a batch the model fails on is
-    retried job by job, and a job that still fails gets the model's error as its reason. ``energy_model`` is
-    :func:`engine.models.energy_only`'s answer for ``loaded`` (computed here when not given)."""
+def evaluate_jobs(jobs: Sequence[ProbeJob], loaded: LoadedModel, max_atoms: int | None | AtomBudget,
+                  progress=None, energy_model: tuple | None = None) -> AtomBudget | None:
+    """Fill ``host_energy`` and ``energies`` of every job without an error; returns the atom budget used (None when
+    no job needed the model), which the next call may take as ``max_atoms`` to keep a halved budget.
+    ``max_atoms`` None: torch-sim's memory estimate on CUDA (:mod:`engine.batching`). On an out-of-memory error the
+    budget halves and the grids of the failed batch are cut again; another failure of a batch is retried job by job,
+    and a job that still fails gets the model's error as its reason (transient when it ran out of memory).
+    ``energy_model`` is :func:`engine.models.energy_only`'s answer for ``loaded`` (computed here when not given)."""
     model, no_grad = energy_model or energy_only(loaded)
     for job in jobs:
         missing = not job.error and loaded.unsupported_elements([*job.host.atomic_numbers, LI])
         if missing:
             job.error = f"{job.approach}: elements not in model: {' '.join(missing)} ({loaded.name})"
     live = [j for j in jobs if not j.error]
+    if not live:
+        return max_atoms if isinstance(max_atoms, AtomBudget) else None
+    budget = max_atoms if isinstance(max_atoms, AtomBudget) else atom_budget(
+        max_atoms, model, max(len(j.host) + 1 for j in live),
+        sample=lambda: _batch_state(live, [_Segment(0, 0, 1)], model.device, model.dtype))
     raw: dict[int, np.ndarray] = {id(j): np.full(len(j.probe_cart), np.nan) for j in live}
 
     def run(segments: list[_Segment], group: Sequence[ProbeJob]) -> None:
@@ -171,17 +182,28 @@ def evaluate_jobs(jobs: Sequence[ProbeJob], loaded: LoadedModel, max_atoms: int,
         if progress:
             progress(sum(s.stop - s.start for s in segments if s.start >= 0))
 
-    for segments in _segments(live, max_atoms):
+    batches = deque(_segments(live, budget.atoms))
+    while batches:
+        segments = batches.popleft()
         try:
             run(segments, live)
-        except Exception as exc:  # noqa: BLE001 - isolate the job that breaks the model
+        except Exception as exc:  # noqa: BLE001 - out of memory: cut smaller; else isolate the job that breaks
+            redo = sorted({s.job for s in segments})
+            if is_out_of_memory(exc) and budget.atoms > 1:
+                budget.halve()
+                rest = [b for b in ([s for s in b if s.job not in redo] for b in batches) if b]
+                again = [[_Segment(redo[s.job], s.start, s.stop) for s in b]
+                         for b in _segments([live[j] for j in redo], budget.atoms)]
+                batches = deque(again + rest)
+                continue
             log.warning("PES batch failed (%s); retrying its grids one by one", short_error(exc))
-            for j in sorted({s.job for s in segments}):
+            for j in redo:
                 try:
-                    for sub in _segments([live[j]], max_atoms):
+                    for sub in _segments([live[j]], budget.atoms):
                         run(sub, [live[j]])
                 except Exception as exc_j:  # noqa: BLE001
                     live[j].error = f"{live[j].approach}: model failed: {short_error(exc_j)}"
+                    live[j].transient = is_out_of_memory(exc_j)
     for job in live:
         if job.error:
             continue
@@ -195,3 +217,4 @@ def evaluate_jobs(jobs: Sequence[ProbeJob], loaded: LoadedModel, max_atoms: int,
             job.error = f"{job.approach}: non-finite energy at every probe"
             continue
         job.energies = np.where(bad, np.inf, e)  # a probe the model cannot evaluate counts as excluded
+    return budget

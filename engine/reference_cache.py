@@ -137,8 +137,10 @@ def _relax_into(cache, todo, keys, loaded, settings, out, progress) -> None:
     def done(results) -> None:
         for r in results:
             n = len(r.structure) if r.structure is not None else 0
-            ref = RelaxedReference(r.id, r.status, r.reason, r.energy_per_atom * n if n else np.nan, r.structure)
-            cache.put(keys[r.id], ref)
+            ref = RelaxedReference(r.id, r.status, r.reason, r.energy_per_atom * n if n else np.nan,
+                                   r.structure.to_structure() if r.structure is not None else None)
+            if not r.transient:  # out of memory or a whole batch's failure: tried again by the next run
+                cache.put(keys[r.id], ref)
             out[r.id] = ref
         if progress:
             progress(len(results))

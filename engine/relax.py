@@ -13,11 +13,12 @@ def run_stage(run) -> None:
     todo = run.pending("relax")
     if not todo:
         return
-    structures = run.input_structures("relax", todo)
+    ids, crystals = run.input_crystals("relax", todo)
     loaded = run.model("relax", run.cfg.model)
     with run.progress("relax", len(todo)) as bar:
-        relax([structures[i] for i in todo], todo, loaded, run.settings("relax"),
-              lambda rows: run.store.append_rows("relax", rows), progress=bar.update)
+        budget = relax(crystals, ids, loaded, run.settings("relax"), lambda rows: run.store.append_rows("relax", rows),
+                       progress=bar.update)
+    run.store.set_attrs("relax", {"atoms_per_batch": budget.history})
 
 
 def funnel(store, cfg) -> list[tuple[str, set[str] | None, str]]:

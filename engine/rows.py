@@ -8,7 +8,7 @@ each column taken from the field's type (``float`` → float64, ``int`` → int6
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 
@@ -26,6 +26,8 @@ class Row:
     id: str  # candidate (or reference phase) id
     status: Status
     reason: str = ""  # why it failed or erred; notes on a pass
+    # an error that says nothing about the candidate (out of memory, a whole batch's model failure): a rerun retries it
+    transient: bool = field(default=False, kw_only=True)
 
 
 NAN = float("nan")

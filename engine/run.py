@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from pymatgen.core import Structure
 from tqdm import tqdm
 
+from engine.crystals import Crystals
 from engine.models import LoadedModel, load_model, model_config, resolve_device
 from engine.store import ResultStore
 
@@ -64,6 +65,11 @@ class Run:
         """Ids that passed the stage before ``name`` and have no row in ``name`` yet."""
         done = self.store.done_ids(name)
         return [i for i in self.passed_input(name) if i not in done]
+
+    def input_crystals(self, name: str, ids) -> tuple[list[str], Crystals]:
+        """(ids found, their structures as ragged arrays) from the group the stage table names as ``name``'s
+        structures, in row order: what the batched loops take, with no pymatgen object per structure."""
+        return self.store.crystals(self.stages[name].structures, ids)
 
     def input_structures(self, name: str, ids) -> dict[str, Structure]:
         """{id: structure} of ``ids`` from the group the stage table names as ``name``'s structures."""

@@ -29,16 +29,16 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 import h5py
 import numpy as np
-from pymatgen.core import Lattice, Structure
+from pymatgen.core import Structure
 
 from engine.columns import _as_array, _column, _is_structure, pack_structures, row_columns
+from engine.crystals import Crystals
 from engine.rows import Row, Status
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,7 @@ class ResultStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.h5 = h5py.File(self.path, mode)
+        self._current_cache: dict[str, tuple] = {}
         if mode in ("a", "r+") and self.h5.attrs.get(WRITING):
             self._rebuild()
 
@@ -120,12 +121,8 @@ class ResultStore:
 
     def metadata(self) -> dict:
         a = self.h5.attrs
-        return {
-            "config": a.get("config", ""),
-            "versions": json.loads(a.get("versions", "{}")),
-            "models": json.loads(a.get("models", "{}")),
-            "created": a.get("created", ""),
-        }
+        return {"config": a.get("config", ""), "versions": json.loads(a.get("versions", "{}")),
+                "models": json.loads(a.get("models", "{}")), "created": a.get("created", "")}
 
     # ---- rows ---------------------------------------------------------------------------------
     @staticmethod
@@ -218,16 +215,21 @@ class ResultStore:
                 if k != "rows"}
 
     def write_array(self, path: str, data: np.ndarray, attrs: Mapping[str, object] | None = None,
-                    growable: bool = False, chunk_rows: int | None = None) -> None:
-        """Write ``data`` at ``path`` (replacing what is there), gzip-compressed; ``growable`` lets
-        :meth:`extend_array` append along the first axis later. Not flushed here: the stage's next row append
-        flushes, and an array without its candidate's row is redone on resume."""
+                    growable: bool = False, chunk_rows: int | None = None, chunk_cols: int | None = None,
+                    compress: bool = True) -> None:
+        """Write ``data`` at ``path`` (replacing what is there), gzip-compressed unless not ``compress``; ``growable`` lets
+        :meth:`extend_array` append along the first axis later, in chunks of ``chunk_rows`` rows and ``chunk_cols``
+        entries of the second axis (all by default). Not flushed here: the stage's next row append flushes, and an
+        array without its candidate's row is redone on resume."""
         self.delete(path)
         data = np.asarray(data)
-        kwargs = {"compression": "gzip", "compression_opts": 4} if data.ndim else {}
+        if data.dtype.kind in "OU":
+            data = data.astype(_STR)
+        kwargs = {"compression": "gzip", "compression_opts": 4} if data.ndim and compress else {}
         if growable:
+            cols = (max(1, min(chunk_cols, data.shape[1])),) if chunk_cols and data.ndim > 1 else data.shape[1:2]
             kwargs.update(maxshape=(None, *data.shape[1:]),
-                          chunks=(max(1, chunk_rows or 1), *data.shape[1:]))
+                          chunks=(max(1, chunk_rows or 1), *cols, *data.shape[2:]))
         ds = self.h5.create_dataset(path, data=data, **kwargs)
         ds.attrs.update(dict(attrs or {}))
 
@@ -239,7 +241,12 @@ class ResultStore:
         ds[start:] = data
 
     def read_array(self, path: str) -> np.ndarray:
-        return self.h5[path][()]
+        ds = self.h5[path]
+        return ds.asstr()[()] if h5py.check_string_dtype(ds.dtype) else ds[()]
+
+    def read_slice(self, path: str, index: tuple) -> np.ndarray:
+        """Part of the dataset at ``path`` (HDF5 reads only the chunks it touches)."""
+        return self.h5[path][index]
 
     def delete(self, path: str) -> None:
         """Remove the dataset or group at ``path`` if there is one."""
@@ -273,10 +280,26 @@ class ResultStore:
         return [k for k, v in self.h5[group_name].items() if isinstance(v, h5py.Dataset)]
 
     def column(self, group_name: str, name: str) -> np.ndarray:
-        """One column's committed rows, (n_rows, ...)."""
+        """One column of the current rows, (n_rows, ...): committed, and not superseded by a later row of the same id
+        (a rerun's retry of a transient error)."""
+        values = self._raw_column(group_name, name)
+        current = self._current(group_name)
+        return values if current is None else values[current]
+
+    def _raw_column(self, group_name: str, name: str) -> np.ndarray:
         group = self.h5[group_name]
         ds, n = group[name], self._rows(group)
         return ds.asstr()[:n] if h5py.check_string_dtype(ds.dtype) else ds[:n]
+
+    def _current(self, group_name: str) -> np.ndarray | None:
+        """Mask of the committed rows that no later row of the same id supersedes; None when all are current."""
+        key = (group_name, self._rows(self.h5[group_name]))
+        if self._current_cache.get(group_name, (None,))[0] != key:
+            ids = self._raw_column(group_name, "id")
+            last = {cid: i for i, cid in enumerate(ids)}
+            mask = None if len(last) == len(ids) else np.isin(np.arange(len(ids)), list(last.values()))
+            self._current_cache[group_name] = (key, mask)
+        return self._current_cache[group_name][1]
 
     def column_by_id(self, group_name: str, name: str) -> dict[str, object]:
         """{id: value} of one column; empty when the stage has no rows."""
@@ -293,32 +316,30 @@ class ResultStore:
         return [str(i) for i in ids]
 
     def done_ids(self, group_name: str) -> set[str]:
-        return set(self.ids(group_name))
+        """Ids a stage may skip: every current row but transient errors (out of memory, a whole batch's model
+        failure), which a rerun retries."""
+        done = self.ids(group_name)
+        if not done or "transient" not in self.h5[group_name]:
+            return set(done)
+        retry = self.column(group_name, "transient") & (self.column(group_name, "status") == Status.ERROR)
+        return {cid for cid, r in zip(done, retry) if not r}
+
+    def crystals(self, group_name: str, ids: Sequence[str] | None = None) -> tuple[list[str], Crystals]:
+        """(ids, ragged structures) of ``group_name``'s rows that have a structure, in row order (all, or those of
+        ``ids``); the last row wins for repeated ids. Array slicing only: no pymatgen object is made."""
+        g = self.h5[group_name]["structure"]
+        n = self._rows(self.h5[group_name])
+        natoms, offset = g["natoms"][:n], g["offset"][:n]
+        row_ids = self._raw_column(group_name, "id")
+        last = {str(cid): i for i, cid in enumerate(row_ids)}
+        wanted = last if ids is None else {i: last[i] for i in ids if i in last}
+        rows = np.array(sorted(i for i in wanted.values() if natoms[i] > 0), dtype=np.int64)
+        whole = Crystals(natoms, g["numbers"][()], g["positions"][()], g["cell"][:n],
+                         g["pbc"][:n] if "pbc" in g else np.ones((n, 3), bool))
+        whole.offsets = offset  # as stored (cached_property)
+        return [str(row_ids[i]) for i in rows], whole.take(rows)
 
     def structures(self, group_name: str, ids: Sequence[str] | None = None) -> dict[str, Structure]:
         """Ragged structures of ``group_name`` as {id: Structure}; the last row wins for repeated ids."""
-        g = self.h5[group_name]["structure"]
-        n = self._rows(self.h5[group_name])
-        natoms, offset, cell = g["natoms"][:n], g["offset"][:n], g["cell"][:n]
-        numbers, positions = g["numbers"][()], g["positions"][()]
-        pbc = g["pbc"][:n] if "pbc" in g else np.ones((len(natoms), 3), bool)
-        row_ids = self.column(group_name, "id")
-        wanted = None if ids is None else set(ids)
-        out = {}
-        for i, cid in enumerate(row_ids):
-            if (wanted is not None and cid not in wanted) or natoms[i] == 0:
-                continue
-            sl = slice(offset[i], offset[i] + natoms[i])
-            lattice = Lattice(cell[i], pbc=tuple(bool(p) for p in pbc[i]))
-            out[str(cid)] = Structure(lattice, numbers[sl], positions[sl], coords_are_cartesian=True)
-        return out
-
-    def summary(self, group_name: str, top: int = 3) -> dict:
-        """Counts per status and the most frequent reasons of non-passing rows."""
-        if not self.has(group_name):
-            return {"n": 0, **{s: 0 for s in STATUSES}, "top_reasons": []}
-        status, reason = self.column(group_name, "status"), self.column(group_name, "reason")
-        counts = Counter(status.tolist())
-        reasons = Counter(r.split(":")[0] for s, r in zip(status, reason) if s != "pass")
-        return {"n": len(status), **{s: counts.get(s, 0) for s in STATUSES},
-                "top_reasons": reasons.most_common(top)}
+        found, crystals = self.crystals(group_name, ids)
+        return dict(zip(found, crystals.to_structures()))

@@ -189,7 +189,7 @@ def relaxed_lif(sevennet):
     done = []
     relax([lif], ["lif"], sevennet, RelaxSettings(fmax=0.01, max_steps=200), done.extend)
     assert done[0].status == "pass"
-    return done[0].structure
+    return done[0].structure.to_structure()
 
 
 def test_symmetry_reduced_grid_equals_full_grid_with_sevennet(sevennet, relaxed_lif):

@@ -83,4 +83,4 @@ def test_per_step_checks_stop_where_ase_fire_stops():
         assert opt.run(fmax=0.01, steps=300)
         r = engine[cid]
         assert r.converged and abs(r.steps - opt.nsteps) <= 1, (cid, r.steps, opt.nsteps)
-        assert np.allclose(r.structure.lattice.matrix, atoms.cell.array, atol=2e-3)
+        assert np.allclose(r.structure.cell, atoms.cell.array, atol=2e-3)

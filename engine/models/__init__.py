@@ -10,6 +10,7 @@ model knows, its cutoff and a checksum of its weights for the run's provenance. 
 - ``matgl``: matgl potentials (TensorNet-MatPES-PBE, M3GNet-MP-2021.2.8-PES); a name (downloaded by matgl when
   online) or a local model folder.
 - ``mace``: torch-sim's ``MaceModel`` on a local ``.model`` file or a mace-mp name, with the e3nn 0.4.4 shim.
+- ``analytic``: a near-free harmonic-well potential, for overhead benchmarks and closed-form tests.
 """
 
 from __future__ import annotations
@@ -61,7 +62,10 @@ def _loader(kind: str):
     if kind == "mace":
         from engine.models.mace import load_mace
         return load_mace
-    raise ValueError(f"unknown model kind {kind!r}; one of ['chgnet', 'mace', 'matgl', 'sevennet']")
+    if kind == "analytic":
+        from engine.models.analytic import load_analytic
+        return load_analytic
+    raise ValueError(f"unknown model kind {kind!r}; one of ['analytic', 'chgnet', 'mace', 'matgl', 'sevennet']")
 
 
 def load_model(cfg: Any, device: str | torch.device = "cpu") -> LoadedModel:
