@@ -7,7 +7,7 @@
 (d) torch-sim's own ``ts.optimize`` runner on the same inputs, for reference;
 (e) the model's cost per atom in one batched call and in one call per structure (what batching can save).
 Prints structures/s for each, the ratios a/b and a/c, the largest final-energy difference per atom (a vs b),
-and writes benchmarks/results/relax_<device>.json.
+and writes benchmarks/results/relax_<device>.json (relax_<model>_<device>.json for another model than SevenNet-0).
 
     python benchmarks/bench_relax.py [--n 16] [--min-atoms 8] [--max-atoms 80] [--repeats 1] [--model sevennet_0]
                                      [--device cpu|cuda]
@@ -138,7 +138,8 @@ def main() -> None:
           f"max |dE| engine vs ASE {row['max_abs_dE_per_atom_eV']:.2e} eV/atom")
     print(f"model alone: {ms_per_atom_batched:.1f} ms/atom in one batch, {ms_per_atom_alone:.1f} ms/atom one structure "
           "per call")
-    print("wrote", write_json(f"relax_{device.type}", row))
+    name = f"relax_{device.type}" if args.model == "sevennet_0" else f"relax_{args.model}_{device.type}"
+    print("wrote", write_json(name, row))
 
 
 if __name__ == "__main__":

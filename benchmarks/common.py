@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import sys
 import time
@@ -79,7 +80,8 @@ def mixed_size_structures(n: int, min_atoms: int = 8, max_atoms: int = 80, seed:
 
 
 def write_json(name: str, payload: dict, out_dir: Path | None = None) -> Path:
-    out_dir = out_dir or ROOT / "benchmarks" / "results"
+    """``benchmarks/results/<name>.json`` (or under ``$BENCH_RESULTS``: ``run_all.sh`` puts a GPU's figures apart)."""
+    out_dir = out_dir or Path(os.environ.get("BENCH_RESULTS") or ROOT / "benchmarks" / "results")
     out_dir.mkdir(parents=True, exist_ok=True)
     payload = {**payload, "machine": platform.node(), "processor": platform.processor(),
                "torch_threads": torch.get_num_threads(),

@@ -115,3 +115,64 @@ def test_mace_checkpoint_pickled_under_e3nn_044_loads_and_reproduces_its_outputs
         assert abs(out["energy"][i].item() - r["energy"]) / len(s) <= 1e-5
         np.testing.assert_allclose(out["forces"][bounds[i]:bounds[i + 1]].numpy(), r["forces"], atol=1e-4)
         np.testing.assert_allclose(out["stress"][i].numpy(), r["stress"], atol=1e-4)
+
+
+def test_matgl_batched_graph_has_the_packages_own_edges_and_images(three_structures):
+    """The graph built on the device for a whole batch (torch-sim's neighbour list) holds, per structure, exactly the
+    edges (source, destination, periodic image) of matgl's own per-structure ``Atoms2Graph``; the 2- and 3-atom
+    primitive cells are narrower than the cutoff, so atoms meet their own images."""
+    from matgl.ext.ase import Atoms2Graph
+
+    from engine.models.matgl import batched_graph
+
+    path = MATGL_MODELS / "TensorNet-MatPES-PBE-v2025.1-PES"
+    if not path.exists():
+        pytest.skip(f"{path} missing")
+    loaded = load_model(cfg(kind="matgl", name=path.name, path=str(path), dtype="float64"))
+    model = loaded.model
+    state = pack(three_structures, device="cpu", dtype=torch.float64)
+    graph, _ = batched_graph(state, model.element_index, model.cutoff)
+    converter = Atoms2Graph(model.potential.model.element_types, model.cutoff)
+    first = np.cumsum([0] + [len(s) for s in three_structures])
+    src, dst = graph.edge_index.numpy()
+    images = graph.pbc_offset.numpy().round().astype(int)
+    for i, s in enumerate(three_structures):
+        own, _, _ = converter.get_graph(AseAtomsAdaptor.get_atoms(s))
+        theirs = {(int(a), int(b), *map(int, im)) for a, b, im in
+                  zip(*own.edge_index.cpu().numpy(), own.pbc_offset.cpu().numpy().round().astype(int))}
+        mine = {(a - first[i], b - first[i], *im) for a, b, im in zip(src, dst, images) if first[i] <= a < first[i + 1]}
+        assert mine == theirs and len(theirs) > 10 * len(s), (i, len(mine), len(theirs))
+        assert np.array_equal(graph.node_type[first[i]:first[i + 1]].numpy(), own.node_type.numpy())
+
+
+def _energy_only_cases(tmp_path):
+    yield "sevennet", cfg(kind="sevennet", name="7net-0", dtype="float32")
+    path = MATGL_MODELS / "TensorNet-MatPES-PBE-v2025.1-PES"
+    if path.exists():
+        yield "matgl", cfg(kind="matgl", name=path.name, path=str(path), dtype="float64")
+    try:
+        from .mace_fixture import small_random_mace
+    except ImportError:
+        return
+    torch.save(small_random_mace(seed=0), tmp_path / "small.model")
+    yield "mace", cfg(kind="mace", name="random-small", path=str(tmp_path / "small.model"), dtype="float64")
+
+
+def test_energy_only_copies_give_the_full_models_energies(three_structures, tmp_path):
+    """Probe grids use energy-only copies (no force or stress backward pass, no autograd) of every model the pes
+    stage can use; their energies are the full model's."""
+    from engine.models import energy_only
+
+    kinds = []
+    for kind, model_cfg in _energy_only_cases(tmp_path):
+        loaded = load_model(model_cfg)
+        state = pack(three_structures, device="cpu", dtype=loaded.model.dtype)
+        full = loaded.model(state)["energy"].detach()
+        fast, no_grad = energy_only(loaded)
+        assert no_grad and fast is not loaded.model, kind
+        with torch.no_grad():
+            e = fast(state)["energy"]
+        tol = 1e-4 if loaded.model.dtype == torch.float32 else 1e-8
+        assert torch.allclose(e.double(), full.double(), atol=tol * 8), (kind, e, full)
+        kinds.append(kind)
+    assert "sevennet" in kinds

@@ -78,10 +78,20 @@ def load_model(cfg: Any, device: str | torch.device = "cpu") -> LoadedModel:
 def energy_only(loaded: LoadedModel) -> tuple[ModelInterface, bool]:
     """A model for energies alone (probe grids need no forces) and whether it may run under ``torch.no_grad``.
 
-    SevenNet gets its force/stress backward pass removed (:func:`engine.models.sevennet.energy_only`); other models
-    are returned unchanged (their forces may need autograd, so no ``no_grad``)."""
+    SevenNet gets its force/stress backward pass removed (:func:`engine.models.sevennet.energy_only`), matgl
+    potentials their force and stress flags turned off, MACE its force and stress outputs
+    (:func:`engine.models.mace.energy_only`); other models are returned unchanged (their forces may need autograd, so
+    no ``no_grad``)."""
     if loaded.kind == "sevennet":
         from engine.models.sevennet import energy_only as sevennet_energy_only
 
         return sevennet_energy_only(loaded), True
+    if loaded.kind == "matgl":
+        from engine.models.matgl import MatGLModel
+
+        return MatGLModel(loaded.model.potential, loaded.model.device, loaded.model.dtype, energy_only=True), True
+    if loaded.kind == "mace":
+        from engine.models.mace import energy_only as mace_energy_only
+
+        return mace_energy_only(loaded), True
     return loaded.model, False

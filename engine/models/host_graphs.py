@@ -1,4 +1,4 @@
-"""Base of the adapters whose package builds graphs from one structure at a time on the host (CHGNet, matgl).
+"""Base of the adapters whose package builds graphs from one structure at a time on the host (CHGNet).
 
 The batched state is copied to the host, split into systems, each converted with the package's own converter, and
 the graphs evaluated in one model call. This is the host-side bottleneck that batched on-device graphs remove.

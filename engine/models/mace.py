@@ -103,3 +103,11 @@ def load_mace(cfg, device, dtype) -> LoadedModel:
     model = MaceModel(model=module, device=device, dtype=dtype, compute_forces=True, compute_stress=True)
     return LoadedModel(model, str(cfg.name), "mace", frozenset(int(z) for z in module.atomic_numbers),
                        float(module.r_max), sha256_of(source), str(source))
+
+
+def energy_only(loaded: LoadedModel):
+    """The same MACE module without forces and stresses (probe grids need energies alone; run under no_grad)."""
+    from torch_sim.models.mace import MaceModel
+
+    m = loaded.model
+    return MaceModel(model=m.model, device=m.device, dtype=m.dtype, compute_forces=False, compute_stress=False)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
+import copy
+
 import torch
 import torch_sim as ts
 from ase import units
 from ase.data import chemical_symbols
+from torch_sim.models.interface import ModelInterface
+from torch_sim.neighbors import torchsim_nl
 
 from engine.models.base import (
     LoadedModel,
@@ -16,7 +19,6 @@ from engine.models.base import (
     hub_reachable,
     sha256_of,
 )
-from engine.models.host_graphs import StructureBatchModel
 
 
 def load_matgl(source: str, what: str, how: str):
@@ -32,40 +34,57 @@ def load_matgl(source: str, what: str, how: str):
         raise ModelUnavailableError(f"{what} {source!r} could not be loaded ({type(exc).__name__}). {how}") from exc
 
 
-class MatGLModel(StructureBatchModel):
-    """torch-sim adapter for matgl potentials (``matgl.apps.pes.Potential``: M3GNet, TensorNet, CHGNet-matgl).
-    Graphs come from matgl's own ``Atoms2Graph``; stresses are converted from GPa to eV/Å³ as in
-    ``matgl.ext.ase.PESCalculator(stress_unit="eV/A3")``."""
+def batched_graph(state: ts.SimState, element_index: torch.Tensor, cutoff: float):
+    """matgl's PyG graph of a whole batch, built where the state lives: edges and their periodic images from torch-sim's
+    neighbour list (every ordered pair within ``cutoff`` [Å], as matgl's ``Atoms2Graph`` makes them), node types from
+    ``element_index`` (atomic number -> index into the model's element list), fractional coordinates, and the batch
+    vector. Returns (graph, lattice (n_systems, 3, 3) [Å, rows])."""
+    from torch_geometric.data import Batch
 
-    def __init__(self, potential, device: torch.device, dtype: torch.dtype = torch.float32):
-        from matgl.ext.ase import Atoms2Graph
+    row_cell = state.row_vector_cell
+    pbc = state.pbc if torch.is_tensor(state.pbc) else torch.tensor([state.pbc] * 3, device=state.device)
+    edges, _, images = torchsim_nl(state.positions, row_cell, pbc, torch.tensor(cutoff, dtype=row_cell.dtype),
+                                   state.system_idx)
+    frac = torch.einsum("ni,nij->nj", state.positions, torch.linalg.inv(row_cell)[state.system_idx])
+    counts = state.n_atoms_per_system
+    graph = Batch(edge_index=edges, pbc_offset=images.to(row_cell.dtype), node_type=element_index[state.atomic_numbers],
+                  frac_coords=frac, batch=state.system_idx, num_nodes=state.n_atoms,
+                  ptr=torch.cat([counts.new_zeros(1), counts.cumsum(0)]))
+    graph._num_graphs = int(row_cell.shape[0])
+    return graph, row_cell
 
-        super().__init__(device, dtype)
+
+class MatGLModel(ModelInterface):
+    """torch-sim adapter for matgl potentials (``matgl.apps.pes.Potential``: M3GNet, TensorNet, CHGNet-matgl): one
+    batched graph per call, built on the device (:func:`batched_graph`), fed to the package's own ``Potential``.
+    Stresses are converted from GPa to eV/Å³ as in ``matgl.ext.ase.PESCalculator(stress_unit="eV/A3")``. With
+    ``energy_only`` the potential computes no forces or stresses and runs without autograd (probe grids)."""
+
+    def __init__(self, potential, device: torch.device, dtype: torch.dtype = torch.float32, energy_only: bool = False):
+        super().__init__()
+        self._device, self._dtype = device, dtype
+        self._compute_stress = self._compute_forces = not energy_only
+        self._memory_scales_with = "n_atoms_x_density"
+        if energy_only:
+            potential = copy.copy(potential)  # shares the weights; only the flags differ
+            potential.calc_forces = potential.calc_stresses = False
         self.potential = potential.to(device=device, dtype=dtype).eval()
-        self.converter = Atoms2Graph(potential.model.element_types, potential.model.cutoff)
+        self.cutoff = float(potential.model.cutoff)
+        index = torch.full((119,), -1, dtype=torch.long)
+        for k, symbol in enumerate(potential.model.element_types):
+            index[chemical_symbols.index(symbol)] = k
+        self.element_index = index.to(device)
 
     def forward(self, state: ts.SimState, **kwargs) -> dict[str, torch.Tensor]:
-        from ase import Atoms
-        from torch_geometric.data import Batch
-
-        graphs, lattices, state_attrs = [], [], []
-        for z, pos, cell, pbc in self._systems(state):
-            g, lat, state_attr = self.converter.get_graph(Atoms(numbers=z, positions=pos, cell=cell, pbc=pbc))
-            # matgl's converter keeps fractional coordinates in float32; recompute them at the model's precision
-            g.frac_coords = torch.as_tensor(np.linalg.solve(cell.T, pos.T).T, dtype=self._dtype)
-            graphs.append(g)
-            lattices.append(torch.as_tensor(cell, dtype=self._dtype).reshape(1, 3, 3))
-            state_attrs.append(torch.as_tensor(np.asarray(state_attr), dtype=self._dtype).reshape(1, -1))
-        batch = Batch.from_data_list(graphs).to(self._device)
-        lat = torch.cat(lattices).to(self._device)
-        state_attr = torch.cat(state_attrs).to(self._device)
+        graph, lattice = batched_graph(state, self.element_index, self.cutoff)
+        state_attr = lattice.new_zeros(lattice.shape[0], 2)  # matgl's default state attributes
+        if not self._compute_forces:
+            with torch.no_grad():
+                return {"energy": self.potential(graph, lattice, state_attr)[0].reshape(-1)}
         with torch.enable_grad():
-            energy, forces, stress, *_ = self.potential(batch, lat, state_attr)
-        return {
-            "energy": energy.detach().reshape(-1),
-            "forces": forces.detach(),
-            "stress": (stress.detach().reshape(-1, 3, 3) * units.GPa),
-        }
+            energy, forces, stress, *_ = self.potential(graph, lattice, state_attr)
+        return {"energy": energy.detach().reshape(-1), "forces": forces.detach(),
+                "stress": stress.detach().reshape(-1, 3, 3) * units.GPa}
 
 
 def load_matgl_model(cfg, device, dtype) -> LoadedModel:
