@@ -73,7 +73,9 @@ def main() -> None:
     loaded = load_model(cfg, args.device)
     model = loaded.model
     temps = (500.0, 1000.0)
-    replicas = [Replica(f"s{i}", t, s) for i, s in enumerate(structures(args.supercell)) for t in temps]
+    inputs = structures(args.supercell)
+    replicas = [Replica(f"s{i}", t, s) for i, s in enumerate(inputs) for t in temps]
+    pymatgen_of = {r.key: inputs[int(r.cid[1:])] for r in replicas}
     n_steps = args.therm + args.prod
     atom_steps = sum(len(r.structure) for r in replicas) * n_steps
     settings = MdSettings(temperatures=temps, timestep_fs=1.0, thermalisation_ps=args.therm / 1000,
@@ -82,7 +84,7 @@ def main() -> None:
                           check_interval_fs=50.0)
 
 
-    model(pack([replicas[0].structure], model.device, model.dtype))  # warm-up
+    model(pack([inputs[0]], model.device, model.dtype))  # warm-up
     finished: list[Replica] = []
 
     def engine() -> None:
@@ -93,13 +95,13 @@ def main() -> None:
             sink = TrajectorySink(store, settings.frame_interval_ps, settings.frames_per_flush)
             run_replicas(replicas, model, settings, sink, finished.extend)
 
-    # (c) the floor: model calls on the batches the engine forms (greedy packing by atoms, as BinningAutoBatcher)
+    # (c) the floor: model calls on batches like the engine's (greedy packing by atoms)
     batches, current, atoms = [], [], 0
     for r in sorted(replicas, key=lambda r: -len(r.structure)):
         if current and atoms + len(r.structure) > args.max_atoms:
             batches.append(current)
             current, atoms = [], 0
-        current.append(r.structure)
+        current.append(pymatgen_of[r.key])
         atoms += len(r.structure)
     batches.append(current)
     states = [pack(b, model.device, model.dtype) for b in batches]
@@ -112,7 +114,7 @@ def main() -> None:
 
     def loop() -> None:
         for r in replicas:
-            atoms = r.structure.to_ase_atoms()
+            atoms = pymatgen_of[r.key].to_ase_atoms()
             atoms.calc = calc
             MaxwellBoltzmannDistribution(atoms, temperature_K=r.temperature, rng=np.random.default_rng(0))
             Stationary(atoms)

@@ -22,8 +22,8 @@ from engine.models import LoadedModel
 from engine.models.analytic import LatticeWellModel
 from engine.pes import PesSettings
 from engine.probes import evaluate_jobs, make_job
-from engine.run import Run
 from engine.rows import Status
+from engine.run import Run
 from engine.screen import stage_summary
 from engine.stages import BY_NAME
 from engine.store import ResultStore

@@ -147,6 +147,7 @@ def test_matgl_batched_graph_has_the_packages_own_edges_and_images(three_structu
 
 def _energy_only_cases(tmp_path):
     yield "sevennet", cfg(kind="sevennet", name="7net-0", dtype="float32")
+    yield "chgnet", cfg(kind="chgnet", name="0.3.0", dtype="float32")
     path = MATGL_MODELS / "TensorNet-MatPES-PBE-v2025.1-PES"
     if path.exists():
         yield "matgl", cfg(kind="matgl", name=path.name, path=str(path), dtype="float64")
@@ -175,4 +176,41 @@ def test_energy_only_copies_give_the_full_models_energies(three_structures, tmp_
         tol = 1e-4 if loaded.model.dtype == torch.float32 else 1e-8
         assert torch.allclose(e.double(), full.double(), atol=tol * 8), (kind, e, full)
         kinds.append(kind)
-    assert "sevennet" in kinds
+    assert {"sevennet", "chgnet"} <= set(kinds)
+
+
+def test_chgnet_batched_graph_has_the_packages_own_bonds_and_angles(three_structures):
+    """CHGNet's graph of a whole batch, built on the device: per structure the same directed edges (with images),
+    undirected bonds and angles (pairs of short edges of one centre) as CHGNet's own ``CrystalGraphConverter``."""
+    from chgnet.model.model import CHGNet
+    from torch_sim.neighbors import torchsim_nl
+
+    from engine.models.chgnet import angle_graph, undirected_bonds
+
+    converter = CHGNet.load(model_name="0.3.0", use_device="cpu", verbose=False).graph_converter
+    state = pack(three_structures, device="cpu", dtype=torch.float64)
+    edges, edge_system, images = torchsim_nl(state.positions, state.row_vector_cell, state.pbc,
+                                             torch.tensor(converter.atom_graph_cutoff), state.system_idx)
+    vectors = state.positions[edges[1]] + torch.einsum("ek,ekl->el", images.double(),
+                                                       state.row_vector_cell[edge_system]) - state.positions[edges[0]]
+    d2u, _ = undirected_bonds(edges, images, state.n_atoms)
+    angles = angle_graph(edges[0], vectors.norm(dim=1), converter.bond_graph_cutoff)
+    first = np.cumsum([0] + [len(s) for s in three_structures])
+    for i, s in enumerate(three_structures):
+        own = converter(s)
+        key = lambda a, b, im: (int(a), int(b), *np.round(np.asarray(im)).astype(int).tolist())
+        theirs = [key(a, b, im) for (a, b), im in zip(own.atom_graph.numpy(), own.neighbor_image.numpy())]
+        mine_idx = torch.nonzero(edge_system == i).flatten()
+        mine = {key(edges[0, e] - first[i], edges[1, e] - first[i], images[e]): int(e) for e in mine_idx}
+        assert set(mine) == set(theirs) and len(mine) == len(theirs) > 10 * len(s)
+        # undirected bonds: the edges CHGNet pairs, we pair
+        to_mine = np.array([mine[t] for t in theirs])
+        pairs_theirs = {frozenset(np.flatnonzero(own.directed2undirected.numpy() == u)) for u in
+                        range(len(own.undirected2directed))}
+        pairs_mine = {frozenset(np.flatnonzero(d2u[to_mine].numpy() == u)) for u in set(d2u[to_mine].tolist())}
+        assert pairs_mine == pairs_theirs and all(len(p) == 2 for p in pairs_mine)
+        # angles: (centre, edge 1, edge 2) as sets of directed-edge keys
+        theirs_angles = {(theirs[r[2]], theirs[r[4]]) for r in own.bond_graph.numpy()}
+        back = {e: t for t, e in mine.items()}
+        mine_angles = {(back[int(a)], back[int(b)]) for a, b in angles if int(edge_system[a]) == i}
+        assert mine_angles == theirs_angles and len(theirs_angles) > 0

@@ -6,9 +6,9 @@ model knows, its cutoff and a checksum of its weights for the run's provenance. 
 
 - ``sevennet``: SevenNet through ``sevenn.torchsim.SevenNetModel`` (``7net-0``, ``7net-l3i5``, ``7net-mf-0``
   with ``modal``); weights ship inside ``sevenn``; energy-only surgery for probe grids.
-- ``chgnet``: CHGNet 0.3.0 (float32 only; its graph code hard-codes float32).
-- ``matgl``: matgl potentials (TensorNet-MatPES-PBE, M3GNet-MP-2021.2.8-PES); a name (downloaded by matgl when
-  online) or a local model folder.
+- ``chgnet``: CHGNet 0.3.0 (float32 only), one batched graph built on the device.
+- ``matgl``: matgl potentials (TensorNet-MatPES-PBE, M3GNet-MP-2021.2.8-PES), one batched graph built on the
+  device; a name (downloaded by matgl when online) or a local model folder.
 - ``mace``: torch-sim's ``MaceModel`` on a local ``.model`` file or a mace-mp name, with the e3nn 0.4.4 shim.
 - ``analytic``: a near-free harmonic-well potential, for overhead benchmarks and closed-form tests.
 """
@@ -80,8 +80,8 @@ def energy_only(loaded: LoadedModel) -> tuple[ModelInterface, bool]:
 
     SevenNet gets its force/stress backward pass removed (:func:`engine.models.sevennet.energy_only`), matgl
     potentials their force and stress flags turned off, MACE its force and stress outputs
-    (:func:`engine.models.mace.energy_only`); other models are returned unchanged (their forces may need autograd, so
-    no ``no_grad``)."""
+    (:func:`engine.models.mace.energy_only`), CHGNet its autograd pass; other models (the analytic one) are returned
+    unchanged."""
     if loaded.kind == "sevennet":
         from engine.models.sevennet import energy_only as sevennet_energy_only
 
@@ -94,4 +94,8 @@ def energy_only(loaded: LoadedModel) -> tuple[ModelInterface, bool]:
         from engine.models.mace import energy_only as mace_energy_only
 
         return mace_energy_only(loaded), True
+    if loaded.kind == "chgnet":
+        from engine.models.chgnet import CHGNetModel
+
+        return CHGNetModel(loaded.model.model, loaded.model.device, loaded.model.dtype, energy_only=True), True
     return loaded.model, False
