@@ -19,7 +19,7 @@ N counts the systems of the batch dimension: structures (relax), probes (pes), r
 time per system-step of both and their ratio, writes ``benchmarks/results/overhead[_<device>].json``, and ends with
 the line ``overhead: relax X.XX, pes X.XX, md X.XX (engine / bare torch-sim loop, n=N)``.
 
-    python benchmarks/bench_overhead.py [--n 10000] [--device cpu|cuda] [--stages relax pes md] [--repeats 2]
+    python benchmarks/bench_overhead.py [--n 10000] [--device cpu|cuda] [--stages relax pes md] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -164,7 +164,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=10_000)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--stages", nargs="+", default=["relax", "pes", "md"], choices=["relax", "pes", "md"])
-    ap.add_argument("--repeats", type=int, default=2, help="each stage this many times; the fastest of each side")
+    ap.add_argument("--repeats", type=int, default=3, help="each stage this many times; the fastest of each side")
     ap.add_argument("--out", default=None, help="JSON name (default overhead, or overhead_cuda on a GPU)")
     args = ap.parse_args()
 

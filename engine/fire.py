@@ -154,9 +154,7 @@ class _InFlightFire:
             free -= int(self.crystals.natoms[i])
         if not take:
             if self.state is None:  # the first pending structure is larger than the whole budget
-                i = self.pending.popleft()
-                self.report([RelaxResult(self.ids[i], Status.ERROR, f"out of memory alone ({self.crystals.natoms[i]} "
-                                         f"atoms; budget {self.budget.atoms})", transient=True)])
+                self.report([self.out_of_memory_alone(self.pending.popleft())])
             return
         parts = [] if self.state is None else [self.state]
         orders = [self.order]
@@ -167,6 +165,9 @@ class _InFlightFire:
             except Exception as exc:
                 if not is_out_of_memory(exc):
                     raise
+                if len(take) == 1 and self.state is None:  # alone on the device, and still too big
+                    self.report([self.out_of_memory_alone(take[0])])
+                    return
                 self.pending.extendleft(reversed(take[start:]))
                 self.budget.halve()
                 break
@@ -246,6 +247,10 @@ class _InFlightFire:
         self.keep(~done_host)
         self.report(rows)
 
+    def out_of_memory_alone(self, i: int) -> RelaxResult:
+        return RelaxResult(self.ids[i], Status.ERROR, f"out of memory alone ({self.crystals.natoms[i]} atoms; budget "
+                           f"{self.budget.atoms})", transient=True, steps=int(self.steps_before[i]))
+
     def keep(self, keep: np.ndarray) -> None:
         if not keep.any():
             self.state, self.order = None, self.order[:0]
@@ -256,10 +261,15 @@ class _InFlightFire:
 
     def batch_failed(self, exc: Exception) -> None:
         """Out of memory: the batch's systems go back to the queue at their current geometry (their steps kept) and
-        the budget halves. Another failure: every system of the batch ends as an error, transient when it shared
-        the batch (the failure may be another system's) and permanent when it was alone."""
+        the budget halves; a system alone in the batch ends as a transient error. Another failure: every system of
+        the batch ends as an error, transient when it shared the batch (the failure may be another system's) and
+        permanent when it was alone."""
         n = self.state.n_systems
-        if is_out_of_memory(exc) and self.budget.atoms > 1:
+        if is_out_of_memory(exc) and n == 1:
+            self.report([self.out_of_memory_alone(int(self.order[0]))])
+            self.state, self.order = None, self.order[:0]
+            return
+        if is_out_of_memory(exc):
             where = Crystals.from_state(self.state)
             self.crystals.positions[self.crystals.atoms_of(self.order)] = where.positions
             self.crystals.cell[self.order] = where.cell

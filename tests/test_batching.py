@@ -83,6 +83,17 @@ def test_relax_halves_its_batch_on_out_of_memory_and_finishes_every_structure():
     assert big.status == Status.ERROR and big.transient and big.reason.startswith("out of memory alone (16 atoms")
 
 
+def test_relax_ends_a_structure_that_no_longer_fits_alone_as_transient():
+    """The device shrinks below one structure in the middle of a relaxation: the batch splits down to single
+    structures, each then fails alone and ends as a transient error (no endless retry)."""
+    device = SmallDevice(LatticeWellModel(), max_atoms=100, shrink_after=3, then=4)
+    rows = []
+    relax(cells(2), ["a", "b"], loaded(device), RelaxSettings(max_atoms_per_batch=100, fmax=1e-6), rows.extend)
+    assert sorted(r.id for r in rows) == ["a", "b"]
+    assert all(r.status == Status.ERROR and r.transient and r.reason.startswith("out of memory alone (8 atoms")
+               for r in rows), [(r.status, r.reason) for r in rows]
+
+
 def test_md_splits_a_batch_that_runs_out_of_memory_and_repeats_the_same_trajectories(tmp_path):
     settings = MdSettings(temperatures=[300.0], timestep_fs=2.0, thermalisation_ps=0.02, production_ps=0.04,
                           sample_interval_fs=4.0, check_interval_fs=10.0, max_atoms_per_batch=400,
