@@ -1,10 +1,10 @@
 """How many atoms a batched stage puts into one model call, and what it does when the device runs out of memory.
 
 The budget is the stage's ``max_atoms_per_batch`` when set (raised to the largest structure, so that one runs alone
-instead of being refused). Unset, on CUDA it is torch-sim's measured estimate
+instead of being refused). Unset (the default), on CUDA it is torch-sim's measured estimate
 (``torch_sim.autobatching.estimate_max_memory_scaler``: the largest batch of copies of the smallest and of the
 largest structure that fits, in atoms) times ``padding``; on a CPU, where memory is rarely the limit and bigger
-batches do not run faster per atom, :data:`CPU_ATOMS`.
+batches do not run faster per atom, the stage's ``cpu_atoms_per_batch``.
 
 On an out-of-memory error a stage halves its budget and retries the same systems (:class:`AtomBudget`); a system that
 does not fit even alone ends as a transient error, which a rerun retries (``Row.transient``).
@@ -20,7 +20,6 @@ import torch
 import torch_sim as ts
 
 log = logging.getLogger(__name__)
-CPU_ATOMS = 2000
 OOM_MESSAGES = ("out of memory", "Failed to allocate")
 
 
@@ -49,13 +48,13 @@ class AtomBudget:
 
 
 def atom_budget(configured: int | None, model, largest: int, sample: Callable[[], ts.SimState] | None = None,
-                padding: float = 0.8) -> AtomBudget:
+                cpu_atoms: int = 2000, padding: float = 0.8) -> AtomBudget:
     """The budget of a stage: ``configured`` (at least ``largest`` atoms), else torch-sim's estimate on CUDA from
-    ``sample()`` (a batched state of the stage's smallest and largest system), else :data:`CPU_ATOMS`."""
+    ``sample()`` (a batched state of the stage's smallest and largest system), else ``cpu_atoms``."""
     if configured:
         return AtomBudget(max(int(configured), largest))
     if model.device.type != "cuda" or sample is None:
-        return AtomBudget(max(CPU_ATOMS, largest))
+        return AtomBudget(max(int(cpu_atoms), largest))
     from torch_sim.autobatching import calculate_memory_scalers, estimate_max_memory_scaler
 
     state = sample()

@@ -58,7 +58,8 @@ class RelaxSettings:
     max_steps: int = 500
     steps_between_checks: int | None = None  # None: 1 on a CPU, 5 on a GPU (see checks_every)
     max_volume_ratio: float = 3.0  # V/V0 outside [1/r, r] counts as exploded
-    max_atoms_per_batch: int | None = 2000  # None: torch-sim's estimate on CUDA (engine/batching.py)
+    max_atoms_per_batch: int | None = None  # None: cpu_atoms_per_batch on a CPU, torch-sim's estimate on CUDA
+    cpu_atoms_per_batch: int = 2000  # (engine/batching.py)
     init_chunk: int = 256  # structures whose optimizer state is initialised in one model call
     cell_filter: str | None = "frechet"  # None: positions only, at fixed cell
 
@@ -122,7 +123,8 @@ class _InFlightFire:
         sizes = cr.natoms[todo]
         extremes = [todo[int(np.argmin(sizes))], todo[int(np.argmax(sizes))]]
         self.budget = atom_budget(self.settings.max_atoms_per_batch, self.model, int(sizes.max()),
-                                  sample=lambda: cr.take(extremes).to_state(dev, dtype))
+                                  sample=lambda: cr.take(extremes).to_state(dev, dtype),
+                                  cpu_atoms=self.settings.cpu_atoms_per_batch)
         self.pending.extend(todo)
         every = checks_every(self.settings, dev)
         while self.pending or self.state is not None:

@@ -102,7 +102,7 @@ def prepare(structures: dict[str, Structure], loaded: LoadedModel, settings: MdS
     if ids:
         relax([cells[i][0] for i in ids], ids, loaded,
               RelaxSettings(fmax=settings.prerelax_fmax, max_steps=settings.prerelax_max_steps, cell_filter=None,
-                            max_atoms_per_batch=settings.max_atoms_per_batch), done)
+                            max_atoms_per_batch=settings.max_atoms_per_batch), done)  # CPU: relax's 2000
     return out
 
 

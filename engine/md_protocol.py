@@ -32,7 +32,8 @@ class MdSettings:
     sigma_min: float = 1e-6  # S/cm, σ(room) − s.e.m. must exceed it
     framework_msd_max: float = 2.0  # Å², 6 D_framework t_production at framework_temperature
     li_msd_min: float = 4.0  # Å², largest Li MSD over the production run at transport_temperature
-    max_atoms_per_batch: int | None = 400  # None: let torch-sim estimate from GPU memory
+    max_atoms_per_batch: int | None = None  # None: cpu_atoms_per_batch on a CPU, torch-sim's estimate on CUDA
+    cpu_atoms_per_batch: int = 400  # (engine/batching.py)
     frames_per_flush: int = 100
     check_interval_fs: float = 50.0  # replicas are checked for explosions this often
     runaway_factor: float = 3.0  # T above this × target counts as runaway

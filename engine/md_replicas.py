@@ -123,7 +123,8 @@ def run_replicas(replicas: Sequence[Replica], model, settings: MdSettings, sink,
     crystals = Crystals.from_structures([r.structure for r in replicas])  # Crystal views: no pymatgen
     extremes = [int(np.argmin(crystals.natoms)), int(np.argmax(crystals.natoms))]
     budget = atom_budget(settings.max_atoms_per_batch, model, int(crystals.natoms.max()),
-                         sample=lambda: crystals.take(extremes).to_state(device, dtype))
+                         sample=lambda: crystals.take(extremes).to_state(device, dtype),
+                         cpu_atoms=settings.cpu_atoms_per_batch)
     queue = deque(_bins(crystals.natoms, range(len(replicas)), budget.atoms))
     while queue:
         indices = queue.popleft()

@@ -48,8 +48,8 @@ class PesSettings:
     xi_min: float = 0.8
     barrier_max: float = 0.5  # eV
     barrier_dimension: int = 1  # which percolation barrier (1, 2 or 3 D) the criterion uses
-    max_atoms_per_batch: int | None = 100  # CPU: about 100 (bigger batches run slower per probe); None: torch-sim's
-    #                                        memory estimate on CUDA (engine/batching.py)
+    max_atoms_per_batch: int | None = None  # None: cpu_atoms_per_batch on a CPU, torch-sim's estimate on CUDA
+    cpu_atoms_per_batch: int = 100  # bigger batches run slower per probe on a CPU (engine/batching.py)
     candidates_per_chunk: int = 8  # candidates whose probes share batches; results are written per chunk
     save_grids: bool = False  # write the full energy grids to pes/grids/<approach>/<id>
     short_circuit: bool = False  # grids in the order of ``approaches``; once one passes, the candidate's later ones
@@ -148,7 +148,7 @@ def evaluate_candidates(structures: dict[str, Structure], settings: PesSettings,
                                                error=f"{approach}: grid: {short_error(exc)}")
         used = evaluate_jobs([jobs[c][approach] for c in group], models[approach],
                              budgets.get(approach, settings.max_atoms_per_batch),
-                             energy_model=(energy_models or {}).get(approach))
+                             energy_model=(energy_models or {}).get(approach), cpu_atoms=settings.cpu_atoms_per_batch)
         if used is not None:
             budgets[approach] = used
         if settings.short_circuit:

@@ -148,10 +148,10 @@ def _batch_state(jobs: Sequence[ProbeJob], segments: Sequence[_Segment], device,
 
 
 def evaluate_jobs(jobs: Sequence[ProbeJob], loaded: LoadedModel, max_atoms: int | None | AtomBudget,
-                  progress=None, energy_model: tuple | None = None) -> AtomBudget | None:
+                  progress=None, energy_model: tuple | None = None, cpu_atoms: int = 100) -> AtomBudget | None:
     """Fill ``host_energy`` and ``energies`` of every job without an error; returns the atom budget used (None when
     no job needed the model), which the next call may take as ``max_atoms`` to keep a halved budget.
-    ``max_atoms`` None: torch-sim's memory estimate on CUDA (:mod:`engine.batching`). On an out-of-memory error the
+    ``max_atoms`` None: torch-sim's memory estimate on CUDA, ``cpu_atoms`` on a CPU (:mod:`engine.batching`). On an out-of-memory error the
     budget halves and the grids of the failed batch are cut again; another failure of a batch is retried job by job,
     and a job that still fails gets the model's error as its reason (transient when it ran out of memory).
     ``energy_model`` is :func:`engine.models.energy_only`'s answer for ``loaded`` (computed here when not given)."""
@@ -165,7 +165,7 @@ def evaluate_jobs(jobs: Sequence[ProbeJob], loaded: LoadedModel, max_atoms: int 
         return max_atoms if isinstance(max_atoms, AtomBudget) else None
     budget = max_atoms if isinstance(max_atoms, AtomBudget) else atom_budget(
         max_atoms, model, max(len(j.host) + 1 for j in live),
-        sample=lambda: _batch_state(live, [_Segment(0, 0, 1)], model.device, model.dtype))
+        sample=lambda: _batch_state(live, [_Segment(0, 0, 1)], model.device, model.dtype), cpu_atoms=cpu_atoms)
     raw: dict[int, np.ndarray] = {id(j): np.full(len(j.probe_cart), np.nan) for j in live}
 
     def run(segments: list[_Segment], group: Sequence[ProbeJob]) -> None:

@@ -20,7 +20,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from engine import report
-from engine.config import FROZEN_ON_RESUME, check_model_specs, register
+from engine.config import BATCHING_KEYS, FROZEN_ON_RESUME, check_model_specs, register
 from engine.models import ModelUnavailableError
 from engine.reference_sources import ReferenceUnavailableError
 from engine.run import Run
@@ -46,13 +46,21 @@ def package_versions() -> dict[str, str]:
     return out
 
 
+def results_defining(section):
+    """A config section without the settings that only say how work is batched (a run that ran out of memory
+    resumes with smaller batches; one started on a CPU resumes on a GPU)."""
+    if not isinstance(section, dict):
+        return section
+    return {k: v for k, v in section.items() if k not in BATCHING_KEYS}
+
+
 def check_resumable(store: ResultStore, cfg: DictConfig) -> None:
     stored = store.metadata()["config"]
     if not stored:
         return
     old = yaml.safe_load(stored) or {}
     new = OmegaConf.to_container(cfg, resolve=True)
-    changed = [k for k in FROZEN_ON_RESUME if k in old and old.get(k) != new.get(k)]
+    changed = [k for k in FROZEN_ON_RESUME if k in old and results_defining(old.get(k)) != results_defining(new.get(k))]
     if changed:
         raise SystemExit(f"{store.path} holds a run made with different {', '.join(changed)} settings; "
                          "rerun with those settings to resume it, or choose a new output=...")

@@ -73,3 +73,25 @@ def test_the_slurm_launcher_config_resolves_for_a_shard():
     launcher = OmegaConf.create(proc.stdout).hydra.launcher
     assert launcher._target_.endswith("SlurmLauncher") and launcher.gpus_per_node == 1
     assert launcher.max_num_timeout > 0 and launcher.partition == "gpu"  # preempted shards are requeued
+
+
+def test_a_run_resumes_with_other_batch_sizes_but_not_other_physics(tmp_path):
+    """Batch sizes say how the work is cut, not what it computes: a run that ran out of memory resumes with smaller
+    batches (or on another device); a changed convergence criterion is still refused."""
+    from hydra import compose, initialize_config_dir
+
+    from engine.config import register
+    from engine.screen import check_resumable
+    from engine.store import ResultStore
+
+    register()
+    with initialize_config_dir(str(ROOT / "conf"), version_base=None):
+        first = compose("screen")
+        smaller = compose("screen", overrides=["relax.max_atoms_per_batch=64", "pes.cpu_atoms_per_batch=50",
+                                               "md.frames_per_flush=10", "relax.init_chunk=8"])
+        other = compose("screen", overrides=["relax.fmax=0.02"])
+    with ResultStore(tmp_path / "run.h5") as store:
+        store.write_metadata(OmegaConf.to_yaml(first, resolve=True), {}, {})
+        check_resumable(store, smaller)
+        with pytest.raises(SystemExit, match="different relax settings"):
+            check_resumable(store, other)
