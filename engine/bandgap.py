@@ -6,9 +6,9 @@ Zuo, Ye, Li & Ong, Nat. Comput. Sci. 1, 46 (2021)) at its PBE fidelity, evaluate
 is pluggable: ``bandgap.predictor`` names ``megnet`` or a ``package.module:factory`` called as
 ``factory(cfg, device)`` that returns an object with ``name`` and ``predict(structures) -> E_g [eV]``.
 
-Offline, MEGNet's weights are only found in a local folder (``bandgap.path``). With ``required: false`` a run
-without them records every candidate as passing with the reason "E_g not evaluated", visible in the funnel,
-instead of stopping.
+MEGNet's weights ship with the engine (``engine/models/weights/matgl/``), so a fresh clone evaluates E_g offline;
+``bandgap.path`` points at another local copy. With ``required: false`` a run whose model cannot be loaded records
+every candidate as passing with the reason "E_g not evaluated", visible in the funnel, instead of stopping.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import torch
 from pymatgen.core import Structure
 
 from engine.models import ModelUnavailableError, sha256_of
-from engine.models.matgl import load_matgl
+from engine.models.matgl import load_matgl, shipped_folder
 from engine.rows import NAN, Row, Status
 from engine.structures import short_error
 
@@ -37,8 +37,8 @@ NOT_EVALUATED = "E_g not evaluated"
 class BandGapSettings:
     """The band-gap filter (``conf/bandgap/``); reference pipeline: E_g > 0.5 eV."""
     predictor: str = "megnet"  # megnet | package.module:factory (called as factory(cfg, device))
-    model: str = "MEGNet-MP-2019.4.1-BandGap-mfi"  # a name matgl downloads when online ...
-    path: str | None = None  # ... or, offline, a local copy of that model folder
+    model: str = "MEGNet-MP-2019.4.1-BandGap-mfi"  # shipped (engine/models/weights/matgl/); other names download
+    path: str | None = None  # a local copy of a model folder, instead of the name
     fidelity: int = 0  # 0 PBE, 1 GLLB-SC, 2 HSE, 3 SCAN
     threshold: float = 0.5  # eV; pass when E_g > threshold
     required: bool = False  # false: without weights every candidate passes, marked "E_g not evaluated"
@@ -76,6 +76,7 @@ class MegnetBandGap:
         if Path(source).is_absolute() and not Path(source).is_dir():
             raise ModelUnavailableError(f"band-gap model folder {source} does not exist. {how}")
         self.model = load_matgl(source, "band-gap model", how)
+        source = str(shipped_folder(source) or source)
         self.device = torch.device(device)
         self.model = self.model.to(self.device).eval()
         inner = self.model.model

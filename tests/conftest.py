@@ -14,9 +14,7 @@ from pymatgen.core import Lattice, Structure
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("COATING_SHARED", ROOT.parent / "shared"))
-MATGL_MODELS = SHARED / "models" / "matgl"
-if (MATGL_MODELS / "MEGNet-MP-2019.4.1-BandGap-mfi").is_dir():  # the band-gap stage's weights, offline
-    os.environ.setdefault("COATING_MEGNET_BANDGAP", str(MATGL_MODELS / "MEGNet-MP-2019.4.1-BandGap-mfi"))
+MATGL_MODELS = ROOT / "engine" / "models" / "weights" / "matgl"  # shipped with the engine
 
 
 def rattled(structure: Structure, strain, sigma: float, seed: int) -> Structure:

@@ -62,8 +62,8 @@ def test_missing_weights_say_how_to_get_them(tmp_path):
 
 
 def test_a_model_name_with_the_hub_out_of_reach_fails_at_once(monkeypatch):
-    """Without HF_HUB_OFFLINE and without a network, a by-name load stops at once (matgl's hub client would retry
-    for about 45 s) with the message that says how to give the weights offline."""
+    """Without HF_HUB_OFFLINE and without a network, a by-name load of a model that is not shipped stops at once
+    (matgl's hub client would retry for about 45 s) with the message that says how to give the weights offline."""
     import matgl
 
     from engine.models import base as models
@@ -81,6 +81,6 @@ def test_a_model_name_with_the_hub_out_of_reach_fails_at_once(monkeypatch):
     monkeypatch.setattr(matgl, "load_model", hub_asked)
     assert not models.hub_reachable()
     with pytest.raises(ModelUnavailableError, match="out of reach.*bandgap.path="):
-        MegnetBandGap("MEGNet-MP-2019.4.1-BandGap-mfi")
+        MegnetBandGap("MEGNet-MP-2018.6.1-Eform")  # a matgl name that is not shipped
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy:3128")  # behind a proxy the hub client is left to try
     assert models.hub_reachable()

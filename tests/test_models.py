@@ -7,7 +7,7 @@ import torch
 from omegaconf import OmegaConf
 from pymatgen.io.ase import AseAtomsAdaptor
 
-from engine.models import ModelUnavailableError, load_model
+from engine.models import ModelUnavailableError, load_model, model_config
 from engine.structures import pack, unpack
 
 from .conftest import MATGL_MODELS
@@ -214,3 +214,19 @@ def test_chgnet_batched_graph_has_the_packages_own_bonds_and_angles(three_struct
         back = {e: t for t, e in mine.items()}
         mine_angles = {(back[int(a)], back[int(b)]) for a, b in angles if int(edge_system[a]) == i}
         assert mine_angles == theirs_angles and len(theirs_angles) > 0
+
+
+def test_shipped_matgl_models_load_offline_by_name(monkeypatch):
+    """TensorNet-MatPES-PBE, M3GNet and the MEGNet band-gap model ship with the engine: offline, their names load the
+    shipped folders (and say so in the provenance); an unknown name still fails fast with instructions."""
+    from engine.bandgap import MegnetBandGap
+    from engine.models.matgl import SHIPPED
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    for conf, name in (("tensornet_matpes", "TensorNet-MatPES-PBE-v2025.1-PES"), ("m3gnet", "M3GNet-MP-2021.2.8-PES")):
+        loaded = load_model(model_config(conf))
+        assert loaded.source == str(SHIPPED / name) and len(loaded.checksum) == 64 and 3 in loaded.supported_z
+    gap = MegnetBandGap("MEGNet-MP-2019.4.1-BandGap-mfi")
+    assert gap.source == str(SHIPPED / "MEGNet-MP-2019.4.1-BandGap-mfi") and (SHIPPED / "LICENSE").is_file()
+    with pytest.raises(ModelUnavailableError, match="out of reach"):
+        load_model(cfg(kind="matgl", name="No-Such-Model-PES"))

@@ -20,11 +20,22 @@ from engine.models.base import (
 )
 
 
+SHIPPED = Path(__file__).parent / "weights" / "matgl"  # matgl's small pretrained models, shipped (README there)
+
+
+def shipped_folder(source: str) -> Path | None:
+    """The shipped copy of the matgl model named ``source`` (engine/models/weights/matgl/), if there is one."""
+    folder = SHIPPED / Path(source).name
+    return folder if not Path(source).is_dir() and (folder / "model.json").is_file() else None
+
+
 def load_matgl(source: str, what: str, how: str):
-    """``matgl.load_model(source)`` (a folder, or a name matgl downloads); ``what`` and ``how`` word the error. A
-    name with the hub out of reach fails at once: matgl's hub client would retry for about 45 s first."""
+    """``matgl.load_model(source)``: a folder; a name of a shipped model (its shipped folder); or another name, which
+    matgl downloads. ``what`` and ``how`` word the error. A name with the hub out of reach fails at once: matgl's hub
+    client would retry for about 45 s first."""
     import matgl
 
+    source = str(shipped_folder(source) or source)
     if not Path(source).is_dir() and not hub_reachable():
         raise ModelUnavailableError(f"{what} {source!r} is no local folder and the model hub is out of reach. {how}")
     try:
@@ -93,6 +104,7 @@ def load_matgl_model(cfg, device, dtype) -> LoadedModel:
     if cfg.get("path") and not Path(source).is_dir():
         raise ModelUnavailableError(f"matgl model folder {source} does not exist. {how}")
     potential = load_matgl(source, "matgl model", how)
+    source = str(shipped_folder(source) or source)
     symbols = potential.model.element_types
     checksum = sha256_of(source) if Path(source).exists() else ""
     return LoadedModel(MatGLModel(potential, device, dtype), Path(str(cfg.name)).name, "matgl",
