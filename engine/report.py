@@ -83,6 +83,18 @@ def coating_rows(store: ResultStore, kind: str) -> list[dict]:
     return sorted(rows, key=lambda r: (order.get(r["md"], 3), order.get(r["pes"], 3), r["e_hull"]))
 
 
+def below_hull_rows(store: ResultStore) -> list[dict]:
+    """Candidates found below the references' hull by more than the tolerance: not judged, listed apart."""
+    if not store.has("thermo") or "below_hull" not in store.column_names("thermo"):
+        return []
+    flag = store.column_by_id("thermo", "below_hull")
+    cols = {k: store.column_by_id("thermo", k) for k in ("e_hull", "decomposition", "hull_lacks")}
+    formula = store.column_by_id("candidates", "formula")
+    rows = [{"id": cid, "formula": formula.get(cid, ""), **{k: v[cid] for k, v in cols.items()}}
+            for cid, below in flag.items() if below]
+    return sorted(rows, key=lambda r: r["e_hull"])
+
+
 def _num(x: float, fmt: str) -> str:
     return "–" if x is None or not math.isfinite(x) else format(x, fmt)
 
@@ -91,7 +103,8 @@ def _sigma(value: float, sem: float) -> str:
     return "–" if not math.isfinite(value) else f"{value:.2e} ± {_num(sem, '.1e')}"
 
 
-def markdown(store: ResultStore, steps: list[FunnelStep], anode: list[dict], cathode: list[dict]) -> str:
+def markdown(store: ResultStore, steps: list[FunnelStep], anode: list[dict], cathode: list[dict],
+             below: list[dict] | None = None) -> str:
     lines = [f"# Screening report: {store.path.name}", "", "## Funnel", "",
              "| criterion | candidates passing |", "|---|---:|"]
     lines += [f"| {s.criterion} | {'–' if s.passed is None else s.passed}{f' ({s.note})' if s.note else ''} |"
@@ -110,6 +123,14 @@ def markdown(store: ResultStore, steps: list[FunnelStep], anode: list[dict], cat
             lines.append(f"| {r['id']} | {r['formula']} | {r['spacegroup'] or '–'} | {_num(r['e_hull'], '.3f')} | "
                          f"{_num(r['e_red'], '.2f')} | {_num(r['e_ox'], '.2f')} | {rxn_vals} | {r['pes'] or '–'} | "
                          f"{r['md'] or '–'} | {_sigma(r['sigma_room'], r['sigma_room_sem'])} |")
+    if below:
+        lines += ["", "## Below the reference hull (not judged)", "",
+                  "These candidates relaxed far below the hull of the reference phases: the references lack a phase "
+                  "(the edges below have none) or the model errs. They are no finds until a complete hull says so.",
+                  "", "| id | formula | E_hull (eV/atom) | hull products | edges without a reference phase |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {r['id']} | {r['formula']} | {_num(r['e_hull'], '.3f')} | {r['decomposition']} | "
+                  f"{r['hull_lacks'] or '–'} |" for r in below]
     return "\n".join(lines) + "\n"
 
 
@@ -230,7 +251,7 @@ def write_report(h5_path: str | Path, out_dir: str | Path | None = None) -> dict
         anode, cathode = coating_rows(store, "anode"), coating_rows(store, "cathode")
         paths = {"report": out / "report.md", "funnel": out / "funnel.png", "transport": out / "transport.png",
                  "windows": out / "windows.png"}
-        paths["report"].write_text(markdown(store, steps, anode, cathode))
+        paths["report"].write_text(markdown(store, steps, anode, cathode, below_hull_rows(store)))
         plot_funnel(steps, paths["funnel"])
         plot_transport(store, cfg.md, paths["transport"])
         plot_windows(store, cfg.criteria, paths["windows"])

@@ -10,6 +10,7 @@ candidates are corrected with the same scheme (``references.correction``, read b
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import combinations
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
@@ -31,9 +32,6 @@ from engine.hulls import (
 from engine.reference_sources import ReferenceUnavailableError
 from engine.rows import NAN, Row, Status
 
-# eV/atom: a uMLIP rarely places a new phase this far below a complete set of references; more likely a
-# competing phase is missing from them (a built-in set covers only the common binaries), so the reason says so
-BELOW_HULL_NOTE = -0.1
 
 
 @dataclass
@@ -42,6 +40,9 @@ class ThermoSettings:
     include_candidates: bool = False  # true: every candidate of the run joins the hulls
     electrolyte: str = "Li10GeP2S12"  # its window enters the AC/CC criteria; mixing energy with every candidate
     cathode: str = "LiCoO2"  # mixing energy with every candidate (used by the CC criterion)
+    # eV/atom: a candidate further below the references' hull fails as below_hull, never a coating: a uMLIP rarely
+    # places a new phase that far below a complete set of references, so the references lack a phase or the model errs
+    below_hull_tolerance: float = 0.05
 
 
 @dataclass
@@ -61,6 +62,8 @@ class ThermoRow(Row):
     anode_coating: bool = False
     cathode_coating: bool = False
     verdict: str = ""  # AC, CC, AC+CC, none
+    below_hull: bool = False  # more than thermo.below_hull_tolerance below the references' hull: not judged
+    hull_lacks: str = ""  # binary edges of the candidate's system without any reference phase, e.g. "Br-S"
 
 
 @dataclass
@@ -141,7 +144,8 @@ def run_stage(run) -> None:
         for cid in todo:
             rows.append(evaluate_candidate(cid, candidate_by_id.get(cid), rejected.get(cid), hulls, criteria,
                                            (electrolyte, el_entry, el_window, el_problem),
-                                           (cathode, ca_entry, ca_problem), source_name))
+                                           (cathode, ca_entry, ca_problem), source_name,
+                                           float(cfg.below_hull_tolerance)))
             bar.update(1)
             if len(rows) >= 64:
                 store.append_rows("thermo", rows)
@@ -150,9 +154,10 @@ def run_stage(run) -> None:
 
 
 def evaluate_candidate(cid, entry, rejected, hulls: Hulls, criteria: CoatingCriteria, electrolyte, cathode,
-                       source_name: str) -> ThermoRow:
+                       source_name: str, below_hull_tolerance: float = 0.05) -> ThermoRow:
     """The row of one candidate: ``entry`` its corrected entry [eV] (None: ``rejected`` says why), ``electrolyte``
-    (composition, entry, window [V], problem) and ``cathode`` (composition, entry, problem)."""
+    (composition, entry, window [V], problem) and ``cathode`` (composition, entry, problem). A candidate more than
+    ``below_hull_tolerance`` [eV/atom] below the hull fails as ``below_hull``, with the edges its hull lacks."""
     if entry is None:
         return ThermoRow(cid, Status.ERROR, rejected or "no corrected entry")
     cs = chemsys(entry.composition)
@@ -164,11 +169,19 @@ def evaluate_candidate(cid, entry, rejected, hulls: Hulls, criteria: CoatingCrit
     row = ThermoRow(cid, Status.PASS, corrected_energy_per_atom=entry.energy_per_atom, e_hull=e_hull,
                     decomposition=products)
     _judge(row, entry, pd, cs, hulls, criteria, electrolyte, cathode, source_name)
-    if e_hull < BELOW_HULL_NOTE:
-        note = (f"E_hull {e_hull:.3f} eV/atom: far below the reference hull; the references of {'-'.join(sorted(cs))} "
-                f"may miss phases ({source_name})")
-        row.reason = f"{row.reason}; {note}" if row.reason else note
+    if e_hull < -below_hull_tolerance:
+        row.below_hull, row.hull_lacks = True, " ".join(empty_edges(pd, cs))
+        lacks = f"no reference phase on {row.hull_lacks}" if row.hull_lacks else "no empty edge"
+        row.status, row.verdict, row.anode_coating, row.cathode_coating = Status.FAIL, "none", False, False
+        row.reason = (f"below the reference hull: E_hull {e_hull:.3f} < -{below_hull_tolerance} eV/atom; the "
+                      f"{'-'.join(sorted(cs))} references are incomplete ({lacks}; {source_name}) or the model errs")
     return row
+
+
+def empty_edges(pd, cs) -> list[str]:
+    """The binary edges (element pairs) of ``cs`` on which ``pd`` holds no phase, e.g. ["Br-S"]."""
+    present = {frozenset(e.composition.chemical_system.split("-")) for e in pd.all_entries}
+    return ["-".join(pair) for pair in combinations(sorted(cs), 2) if frozenset(pair) not in present]
 
 
 def _judge(row: ThermoRow, entry, pd, cs, hulls, criteria, electrolyte, cathode, source_name) -> None:
@@ -208,8 +221,11 @@ def criteria_counts(store, cfg) -> tuple[str, list[tuple[str, int]]]:
                       f"{partners.electrolyte_e_ox_V:.2f} V vs Li/Li+", None))
     col = {k: store.column("thermo", k) for k in ("e_hull", "e_rxn_electrolyte", "anode_coating", "cathode_coating")}
     with np.errstate(invalid="ignore"):
+        tolerance = getattr(cfg.thermo, "below_hull_tolerance", 0.05)
         lines += [("evaluated", len(col["e_hull"])),
                   (f"E_hull < {criteria.e_hull_max} eV/atom", int((col["e_hull"] < criteria.e_hull_max).sum())),
+                  (f"  of which below the hull by > {tolerance} eV/atom (not judged)",
+                   int((col["e_hull"] < -tolerance).sum())),
                   (f"E_rxn(electrolyte) > {criteria.e_rxn_min} eV/atom",
                    int((col["e_rxn_electrolyte"] > criteria.e_rxn_min).sum())),
                   ("anode coating (AC)", int(col["anode_coating"].sum())),
@@ -219,7 +235,9 @@ def criteria_counts(store, cfg) -> tuple[str, list[tuple[str, int]]]:
 
 def funnel(store, cfg) -> list[tuple[str, set[str] | None, str]]:
     """The report\'s funnel steps: (criterion, ids passing it or None for this stage\'s pass rows, note)."""
-    e_hull_max = cfg.criteria.e_hull_max
+    e_hull_max, tolerance = cfg.criteria.e_hull_max, getattr(cfg.thermo, "below_hull_tolerance", 0.05)
     e_hull = store.column_by_id("thermo", "e_hull")
     return [(f"E_hull < {e_hull_max} eV/atom", {i for i, e in e_hull.items() if e < e_hull_max}, ""),
+            (f"not below the reference hull by > {tolerance} eV/atom", {i for i, e in e_hull.items() if e >= -tolerance},
+             "those are listed apart"),
             ("anode (AC) or cathode (CC) coating criteria", None, "")]

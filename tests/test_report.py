@@ -5,7 +5,7 @@ import yaml
 from PIL import Image
 
 from engine.config import from_stored
-from engine.report import funnel, write_report
+from engine.report import funnel, markdown, write_report
 from engine.store import ResultStore, row_columns
 from engine.thermo import ThermoRow
 
@@ -27,8 +27,8 @@ def make_run(path):
         s.append("relax", ids[4:], ["pass", "pass"], ["", ""])
         thermo = {k: np.array([0.05, 0.3]) for k, _ in row_columns(ThermoRow)}
         thermo.update(e_red=np.array([0.1, 1.0]), e_ox=np.array([4.2, 4.0]), anode_coating=np.array([True, False]),
-                      cathode_coating=np.array([False, False]))
-        for k in ("decomposition", "reaction_electrolyte", "reaction_cathode", "verdict"):
+                      cathode_coating=np.array([False, False]), below_hull=np.array([False, False]))
+        for k in ("decomposition", "reaction_electrolyte", "reaction_cathode", "verdict", "hull_lacks"):
             thermo[k] = ["", ""]
         s.append("thermo", ids[4:], ["pass", "fail"], ["", "E_hull"], columns=thermo)
         s.append("pes", ids[4:5], ["pass"], [""])
@@ -43,11 +43,22 @@ def test_funnel_counts_are_cumulative_and_the_files_are_written(tmp_path):
         steps = funnel(store, from_stored(store.metadata()["config"]))
     assert [(s.criterion.split(" ")[0], s.passed) for s in steps] == [
         ("candidates", 6), ("valid:", 5), ("E_g", 4), ("unique", 3), ("novel", 2), ("relaxed", 2),
-        ("E_hull", 1), ("anode", 1), ("Li", 1), ("MD:", 1)]
+        ("E_hull", 1), ("not", 1), ("anode", 1), ("Li", 1), ("MD:", 1)]
     paths = write_report(run)
     text = paths["report"].read_text()
     assert "| c4 | Li3YCl6 |" in text and "3.00e-04 ± 5.0e-05" in text  # the AC table row with σ(300 K)
     assert "Cathode-coating candidates (CC)" in text and "| none |" in text
+    assert "Below the reference hull" not in text
     for key in ("funnel", "transport", "windows"):
         with Image.open(paths[key]) as img:
             assert img.size[0] > 300 and img.size[1] > 200
+
+
+def test_candidates_below_the_hull_are_listed_apart_with_the_edges_their_hull_lacks(tmp_path):
+    run = tmp_path / "run.h5"
+    make_run(run)
+    with ResultStore(run, "r") as store:
+        text = markdown(store, [], [], [], [{"id": "c9", "formula": "LiS3Br2", "e_hull": -0.29,
+                                             "decomposition": "S + LiBr", "hull_lacks": "Br-S"}])
+    section = text.split("## Below the reference hull (not judged)")[1]
+    assert "| c9 | LiS3Br2 | -0.290 | S + LiBr | Br-S |" in section

@@ -90,24 +90,30 @@ def test_candidate_without_references_is_marked(li_co_o_entries):
     assert row.status == "error" and "no reference" in row.reason and "Ca I" in row.reason and np.isnan(row.e_hull)
 
 
-def test_a_candidate_far_below_the_reference_hull_is_flagged(li_co_o_entries):
-    """0.3 eV/atom below MP's Li-Co-O hull is more likely a phase missing from the references than a discovery:
-    the reason says so (0.05 eV/atom below is left alone)."""
-    hull_set = hulls.Hulls(li_co_o_entries)
+def test_a_candidate_far_below_the_reference_hull_fails_as_below_hull(li_co_o_entries):
+    """0.3 eV/atom below MP's Li-Co-O hull is more likely a phase missing from the references (or the model's error)
+    than a discovery: the row fails as below_hull, is never a coating, and says which edges the hull lacks (none
+    here; Co-O phases removed, it names Co-O). 0.04 eV/atom below is within thermo.below_hull_tolerance."""
     comp = Composition("LiCoO2")
-    hull = hull_set[LI_CO_O].get_hull_energy_per_atom(comp) * comp.num_atoms
-    reasons = {}
-    for below in (0.3, 0.05):
-        cand = ComputedEntry(comp, hull - below * comp.num_atoms, entry_id="c")
-        row = thermo.evaluate_candidate(
-            cid="c", entry=cand, rejected=None, hulls=hull_set, criteria=criteria.CoatingCriteria(),
-            electrolyte=(Composition("Li10GeP2S12"), None, (np.nan, np.nan), "no LGPS"),
-            cathode=(comp, li_co_o_entries[0], ""), source_name="file")
-        reasons[below] = row.reason
-        assert row.e_hull == pytest.approx(-below)
-    assert reasons[0.3] == "no LGPS; E_hull -0.300 eV/atom: far below the reference hull; the references of Co-Li-O " \
-                           "may miss phases (file)"
-    assert reasons[0.05] == "no LGPS"
+    rows = {}
+    for name, entries in (("full", li_co_o_entries),
+                          ("no Co-O", [e for e in li_co_o_entries if e.composition.chemical_system != "Co-O"])):
+        hull_set = hulls.Hulls(entries)
+        hull = hull_set[LI_CO_O].get_hull_energy_per_atom(comp) * comp.num_atoms
+        for below in (0.3, 0.04):
+            cand = ComputedEntry(comp, hull - below * comp.num_atoms, entry_id="c")
+            rows[name, below] = thermo.evaluate_candidate(
+                cid="c", entry=cand, rejected=None, hulls=hull_set, criteria=criteria.CoatingCriteria(),
+                electrolyte=(Composition("Li10GeP2S12"), li_co_o_entries[0], (0.0, 10.0), ""),
+                cathode=(comp, li_co_o_entries[0], ""), source_name="file", below_hull_tolerance=0.05)
+            assert rows[name, below].e_hull == pytest.approx(-below)
+    far, near = rows["full", 0.3], rows["full", 0.04]
+    assert far.status == "fail" and far.below_hull and far.verdict == "none"
+    assert not (far.anode_coating or far.cathode_coating) and far.hull_lacks == ""
+    assert far.reason.startswith("below the reference hull: E_hull -0.300 < -0.05 eV/atom; the Co-Li-O references "
+                                 "are incomplete (no empty edge; file) or the model errs")
+    assert not near.below_hull and not near.reason.startswith("below")
+    assert rows["no Co-O", 0.3].hull_lacks == "Co-O" and "no reference phase on Co-O" in rows["no Co-O", 0.3].reason
 
 
 def test_classify_follows_the_seed_criteria():
