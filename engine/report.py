@@ -125,8 +125,8 @@ def markdown(store: ResultStore, steps: list[FunnelStep], anode: list[dict], cat
                          f"{r['md'] or '–'} | {_sigma(r['sigma_room'], r['sigma_room_sem'])} |")
     if below:
         lines += ["", "## Below the reference hull (not judged)", "",
-                  "These candidates relaxed far below the hull of the reference phases: the references lack a phase "
-                  "(the edges below have none) or the model errs. They are no finds until a complete hull says so.",
+                  ("These candidates relaxed far below the hull of the reference phases: the references lack a phase "
+                   "(the edges below have none) or the model errs. They are no finds until a complete hull says so."),
                   "", "| id | formula | E_hull (eV/atom) | hull products | edges without a reference phase |",
                   "|---|---|---|---|---|"]
         lines += [f"| {r['id']} | {r['formula']} | {_num(r['e_hull'], '.3f')} | {r['decomposition']} | "

@@ -10,8 +10,8 @@ candidates are corrected with the same scheme (``references.correction``, read b
 from __future__ import annotations
 
 from collections.abc import Sequence
-from itertools import combinations
 from dataclasses import asdict, dataclass, fields
+from itertools import combinations
 
 import numpy as np
 from pymatgen.core import Composition
@@ -31,7 +31,6 @@ from engine.hulls import (
 )
 from engine.reference_sources import ReferenceUnavailableError
 from engine.rows import NAN, Row, Status
-
 
 
 @dataclass

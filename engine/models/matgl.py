@@ -19,7 +19,6 @@ from engine.models.base import (
     sha256_of,
 )
 
-
 SHIPPED = Path(__file__).parent / "weights" / "matgl"  # matgl's small pretrained models, shipped (README there)
 
 
