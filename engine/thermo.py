@@ -223,7 +223,7 @@ def criteria_counts(store, cfg) -> tuple[str, list[tuple[str, int]]]:
         tolerance = getattr(cfg.thermo, "below_hull_tolerance", 0.05)
         lines += [("evaluated", len(col["e_hull"])),
                   (f"E_hull < {criteria.e_hull_max} eV/atom", int((col["e_hull"] < criteria.e_hull_max).sum())),
-                  (f"  of which below the hull by > {tolerance} eV/atom (not judged)",
+                  (f"below the hull by > {tolerance} eV/atom (not judged)",
                    int((col["e_hull"] < -tolerance).sum())),
                   (f"E_rxn(electrolyte) > {criteria.e_rxn_min} eV/atom",
                    int((col["e_rxn_electrolyte"] > criteria.e_rxn_min).sum())),
