@@ -43,9 +43,6 @@ class AtomBudget:
         log.warning("out of device memory: batches now take at most %d atoms", self.atoms)
         return self.atoms
 
-    def fits(self, n_atoms: int) -> bool:
-        return n_atoms <= self.atoms
-
 
 def atom_budget(configured: int | None, model, largest: int, sample: Callable[[], ts.SimState] | None = None,
                 cpu_atoms: int = 2000, padding: float = 0.8) -> AtomBudget:

@@ -143,11 +143,6 @@ class Crystals:
     def to_structures(self) -> list[Structure]:
         return [self[i].to_structure() for i in range(len(self))]
 
-    @classmethod
-    def concatenate(cls, parts: Sequence[Crystals]) -> Crystals:
-        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in
-                     ("natoms", "numbers", "positions", "cell", "pbc")))
-
 
 def concatenated_ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """Concatenated ranges ``starts[i]:starts[i] + counts[i]``, without a Python loop."""

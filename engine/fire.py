@@ -190,9 +190,9 @@ class _InFlightFire:
         try:
             new = fire_init(model=self.model, state=self.crystals.take(chunk).to_state(dev, dtype), **self.init_kwargs)
         except Exception as exc:
-            if is_out_of_memory(exc) or len(chunk) == 1:
-                if is_out_of_memory(exc):
-                    raise
+            if is_out_of_memory(exc):
+                raise
+            if len(chunk) == 1:
                 self.report([RelaxResult(self.ids[chunk[0]], Status.ERROR, f"model failed: {short_error(exc)}")])
                 return None, chunk[:0]
             singles = [self.initialise(chunk[k:k + 1]) for k in range(len(chunk))]
@@ -201,10 +201,7 @@ class _InFlightFire:
                 return None, chunk[:0]
             return (ts.concatenate_states([s for s, _ in singles]) if len(singles) > 1 else singles[0][0],
                     np.concatenate([k for _, k in singles]))
-        atom_ok = torch.isfinite(new.forces).all(dim=1)
-        ok = torch.isfinite(new.energy) & torch.zeros(new.n_systems, dtype=torch.bool, device=dev).index_put_(
-            (new.system_idx,), ~atom_ok, accumulate=True).logical_not()
-        ok = ok.cpu().numpy()
+        ok = (torch.isfinite(new.energy) & torch.isfinite(_system_fmax(new))).cpu().numpy()  # as check() judges
         self.report([RelaxResult(self.ids[i], Status.ERROR, "non-finite energy or forces at the start")
                      for i in chunk[~ok]])
         if not ok.any():

@@ -219,7 +219,7 @@ def _run_batch(state, members: list[Replica], model, settings: MdSettings, sink)
     slot = {a: k for k, a in enumerate(alive)}  # member index -> its place in the block
     block = sink.open_block(block_members, [m.temperature for m in block_members])
     block_natoms = np.array([len(m.structure) for m in block_members], np.int64)
-    block_offsets = np.concatenate([[0], np.cumsum(block_natoms)[:-1]]).astype(np.int64)
+    block_offsets = np.array([m.offset for m in block_members], np.int64)  # set by open_block
 
     def block_atoms_of(slots: np.ndarray) -> np.ndarray:
         return concatenated_ranges(block_offsets[slots], block_natoms[slots])

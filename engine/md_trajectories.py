@@ -67,7 +67,7 @@ class TrajectorySink:
         """Delete the blocks of which no replica's candidate has a row (left by a killed run)."""
         for name in self.store.children(TRAJECTORIES):
             ids = self.store.read_array(f"{TRAJECTORIES}/{name}/id")
-            if not any(str(i.decode() if isinstance(i, bytes) else i) in finished_ids for i in ids):
+            if not any(str(i) in finished_ids for i in ids):
                 self.store.delete(f"{TRAJECTORIES}/{name}")
 
 
@@ -82,7 +82,7 @@ def read_trajectory(store, cid: str, temperature: float) -> tuple[np.ndarray, np
     at ``temperature`` [K], from the latest block that holds it; KeyError when none does."""
     for name in sorted(store.children(TRAJECTORIES), reverse=True):
         block = f"{TRAJECTORIES}/{name}"
-        ids = [i.decode() if isinstance(i, bytes) else str(i) for i in store.read_array(f"{block}/id")]
+        ids = [str(i) for i in store.read_array(f"{block}/id")]
         temps = store.read_array(f"{block}/temperature_K")
         hits = [k for k, (i, t) in enumerate(zip(ids, temps)) if i == cid and np.isclose(t, temperature)]
         if hits:

@@ -94,6 +94,22 @@ def test_relax_ends_a_structure_that_no_longer_fits_alone_as_transient():
                for r in rows), [(r.status, r.reason) for r in rows]
 
 
+def test_relax_records_a_structure_with_non_finite_forces_at_the_start_and_relaxes_the_rest():
+    class NanOnXe(LatticeWellModel):
+        def forward(self, state, **kwargs):
+            out = super().forward(state)
+            out["forces"][state.atomic_numbers == 54] = float("nan")
+            return out
+
+    xe = cells(1, seed=4)[0]
+    xe.replace(0, "Xe")
+    rows = []
+    relax([cells(1)[0], xe], ["ok", "xe"], loaded(NanOnXe()), RelaxSettings(fmax=0.01), rows.extend)
+    by_id = {r.id: r for r in rows}
+    assert by_id["xe"].status == Status.ERROR and by_id["xe"].reason == "non-finite energy or forces at the start"
+    assert not by_id["xe"].transient and by_id["ok"].status == Status.PASS and len(rows) == 2
+
+
 def test_md_splits_a_batch_that_runs_out_of_memory_and_repeats_the_same_trajectories(tmp_path):
     settings = MdSettings(temperatures=[300.0], timestep_fs=2.0, thermalisation_ps=0.02, production_ps=0.04,
                           sample_interval_fs=4.0, check_interval_fs=10.0, max_atoms_per_batch=400,
