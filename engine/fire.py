@@ -35,6 +35,7 @@ from engine.crystals import Crystal, Crystals
 from engine.models import LoadedModel
 from engine.rows import NAN, Row, Status
 from engine.structures import short_error
+from kernels.states import take_systems
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +226,7 @@ class _InFlightFire:
         idx = torch.as_tensor(np.flatnonzero(done_host), device=st.device)
         cols = torch.stack([fmax[idx].double(), energy[idx].double(), vr[idx].double(), self.steps[idx].double(),
                             converged[idx].double(), finite[idx].double(), exploded[idx].double()]).cpu().numpy()
-        finished = st[idx]
+        finished = take_systems(st, idx)
         relaxed = Crystals.from_state(finished)
         stress = finished.stress.detach().cpu().double().numpy()
         rows = []
@@ -255,7 +256,7 @@ class _InFlightFire:
             self.state, self.order = None, self.order[:0]
             return
         idx = torch.as_tensor(np.flatnonzero(keep), device=self.model.device)
-        self.state = self.state[idx]
+        self.state = take_systems(self.state, idx)
         self.order, self.steps, self.v0_sys = self.order[keep], self.steps[idx], self.v0_sys[idx]
 
     def batch_failed(self, exc: Exception) -> None:

@@ -25,6 +25,7 @@ from engine.crystals import Crystal, Crystals, concatenated_ranges
 from engine.md_protocol import MdSettings
 from engine.structures import short_error
 from kernels.distances import min_interatomic_distance
+from kernels.states import take_systems
 from kernels.thermostats import nvt_berendsen_init, nvt_berendsen_step, system_kT
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ def _drop_systems(state, keep: torch.Tensor):
     thermostat."""
     idx = torch.nonzero(keep).flatten()
     chain = getattr(state, "chain", None)
-    out = state[idx]
+    out = take_systems(state, idx)
     if chain is not None:
         out.chain = NoseHooverChain(chain.positions[idx], chain.momenta[idx], chain.masses[idx],
                                     chain.tau[idx] if chain.tau.ndim else chain.tau,

@@ -196,3 +196,26 @@ def test_crystals_round_trip_through_state_and_store(tmp_path, ids):
         store.append("g", ["x", "y"], ["pass", "pass"], ["", ""], structures=crystals)
         found, read = store.crystals("g", ids)
         assert found == ["x", "y"] and np.allclose(read.take([1]).positions, structures[1].cart_coords)
+
+
+def test_take_systems_equals_torch_sim_indexing_on_fire_and_md_states():
+    import torch_sim as ts
+    from ase import units
+    from torch_sim.integrators.nvt import nvt_nose_hoover_init
+    from torch_sim.optimizers import fire_init
+
+    from kernels.states import take_systems
+
+    model = LatticeWellModel(dtype=torch.float64)
+    mixed = [cells(1, seed=k)[0] * (1, 1, 1 + k % 2) for k in range(5)]  # 8- and 16-atom systems
+    state = Crystals.from_structures(mixed).to_state("cpu", torch.float64)
+    fire = fire_init(model=model, state=state, cell_filter=ts.CellFilter("frechet"), fire_flavor="ase_fire")
+    nvt = nvt_nose_hoover_init(state, model, kT=torch.tensor(500 * units.kB, dtype=torch.float64),
+                               dt=torch.tensor(units.fs, dtype=torch.float64), seed=0)
+    for full in (fire, nvt):
+        idx = torch.tensor([0, 3, 4])
+        ours, theirs = take_systems(full, idx), full[idx]
+        assert type(ours) is type(theirs) and ours.n_systems == 3
+        for name, value in vars(theirs).items():
+            if isinstance(value, torch.Tensor):
+                assert torch.allclose(getattr(ours, name), value, rtol=0, atol=0, equal_nan=True), name
