@@ -45,6 +45,11 @@ def _element(symbol: str, structure: str, a: float, c: float | None = None) -> C
     return build
 
 
+def _ase_element(symbol: str) -> Callable[[], Structure]:
+    """The element in ASE's reference state (``ase.data.reference_states``: structure type and lattice parameters)."""
+    return lambda: AseAtomsAdaptor.get_structure(bulk(symbol))
+
+
 def _sg(spacegroup: str, lattice: Lattice, species: list[str], coords: list[list[float]]) -> Callable[[], Structure]:
     return lambda: Structure.from_spacegroup(spacegroup, lattice, species, coords)
 
@@ -209,6 +214,9 @@ def _antifluorite(cation: str, anion: str, a: float) -> Callable[[], Structure]:
     return _sg("Fm-3m", Lattice.cubic(a), [cation, anion], [[0.25, 0.25, 0.25], [0, 0, 0]])
 
 
+_N2_X = 1.10 / (2 * np.sqrt(3) * 5.661)  # alpha-N2: N on 8c (x, x, x), bond 2√3·x·a = 1.10 Å
+
+
 def _charges(**extra) -> dict[str, float]:
     return {"Li": 1, **_HAL, **extra}
 
@@ -237,6 +245,39 @@ BUILTIN: tuple[BuiltinPhase, ...] = (
                  "solid Br2, Cmce; Powell et al., Mol. Phys. 51, 1193 (1984), bond 2.29 Å"),
     BuiltinPhase("builtin:I2-molecular", _diatomic_molecular_crystal("I", 7.18, 4.71, 9.81, 2.72),
                  "solid I2, Cmce; Wyckoff, Crystal Structures vol. 1"),
+    # the other elements a candidate may hold (engine.sampler.SEED_ALLOWED_ELEMENTS): ASE's reference states where
+    # they are the ground state, the known structure otherwise
+    *(BuiltinPhase(f"builtin:{el}-{kind}", _ase_element(el), f"{kind} {el}, ASE's reference state")
+      for el, kind in (("Be", "hcp"), ("Si", "diamond"), ("Sc", "hcp"), ("Ti", "hcp"), ("Cu", "fcc"),
+                       ("Zn", "hcp"), ("Sr", "fcc"), ("Nb", "bcc"), ("Ag", "fcc"), ("Cd", "hcp"), ("Ba", "bcc"),
+                       ("Hf", "hcp"), ("Ta", "bcc"), ("W", "bcc"), ("Pb", "fcc"))),
+    BuiltinPhase("builtin:C-diamond", _ase_element("C"), "diamond C, ASE's reference state"),
+    BuiltinPhase("builtin:C-graphite", _sg("P6_3/mmc", Lattice.hexagonal(2.464, 6.711), ["C", "C"],
+                                           [[0, 0, 1 / 4], [1 / 3, 2 / 3, 1 / 4]]),
+                 "graphite, P6_3/mmc, a 2.464 c 6.711 Å (no van der Waals term in most uMLIPs: c may drift)"),
+    BuiltinPhase("builtin:Sn-diamond", _element("Sn", "diamond", 6.49), "alpha-Sn (grey tin), diamond, a 6.49 Å"),
+    BuiltinPhase("builtin:B-alphaB12", _sg("R-3m", Lattice.hexagonal(4.908, 12.567), ["B", "B"],
+                                           [[0.11886, 0.88114, 0.89133], [0.19686, 0.80314, 0.02432]]),
+                 "alpha-rhombohedral B12, R-3m, B 18h x2; Decker & Kasper, Acta Cryst. 12, 503 (1959)"),
+    BuiltinPhase("builtin:Ga-alpha", _sg("Cmce", Lattice.orthorhombic(4.520, 7.663, 4.526), ["Ga"],
+                                         [[0, 0.1549, 0.0810]]),
+                 "alpha-Ga, Cmce, Ga 8f (Ga2 dimers); Sharma & Donohue, Z. Kristallogr. 117, 293 (1962)"),
+    BuiltinPhase("builtin:In-bct", _sg("I4/mmm", Lattice.tetragonal(3.253, 4.947), ["In"], [[0, 0, 0]]),
+                 "In, body-centred tetragonal, I4/mmm, a 3.253 c 4.947 Å (Wyckoff)"),
+    BuiltinPhase("builtin:La-dhcp", _sg("P6_3/mmc", Lattice.hexagonal(3.770, 12.159), ["La", "La"],
+                                        [[0, 0, 0], [1 / 3, 2 / 3, 1 / 4]]),
+                 "alpha-La, double hcp (ABAC), P6_3/mmc, a 3.770 c 12.159 Å (Wyckoff)"),
+    *(BuiltinPhase(f"builtin:{el}-A7", _sg("R-3m", Lattice.hexagonal(a, c), [el], [[0, 0, z]]),
+                   f"{el}, A7 (grey arsenic) type, R-3m, a {a} c {c} Å, {el} 6c z {z} (Wyckoff)")
+      for el, a, c, z in (("As", 3.760, 10.548, 0.2271), ("Sb", 4.307, 11.273, 0.2336),
+                          ("Bi", 4.546, 11.862, 0.2339))),
+    *(BuiltinPhase(f"builtin:{el}-trigonal", _sg("P3_121", Lattice.hexagonal(a, c), [el], [[x, 0, 1 / 3]]),
+                   f"trigonal {el} (helical chains), P3_121, a {a} c {c} Å, {el} 3a x {x} (Wyckoff)")
+      for el, a, c, x in (("Se", 4.366, 4.954, 0.2254), ("Te", 4.457, 5.929, 0.2636))),
+    BuiltinPhase("builtin:N2-alpha", _sg("Pa-3", Lattice.cubic(5.661), ["N"], [[_N2_X] * 3]),
+                 "alpha-N2, Pa-3, a 5.661 Å, N 8c on the 3-fold axes, bond 1.10 Å"),
+    BuiltinPhase("builtin:H2-molecular", _diatomic_molecular_crystal("H", 5.55, 3.64, 7.58, 0.74),
+                 "solid H2 as an I2-type molecular crystal, bond 0.74 Å, molar volume of solid H2 (23 cm3/mol)"),
     BuiltinPhase("builtin:O2-molecular", _diatomic_molecular_crystal("O", 5.40, 3.43, 5.09 * 1.35, 1.21),
                  "solid O2 as an I2-type molecular crystal, bond 1.21 Å, volume of alpha-O2"),
     # Li halides, chalcogenides, pnictide, alloy

@@ -115,7 +115,8 @@ def test_builtin_phases_cover_the_default_systems_and_are_sane():
                                                             ).reduced_formula
         if len(s) > 1:
             d = s.distance_matrix + 99 * (s.distance_matrix == 0)
-            assert d.min() > 1.1, p.id  # no overlapping atoms (O2 and F2 bonds are the shortest)
+            shortest = 0.7 if p.elements == {"H"} else 1.05  # H2 0.74 Å; then N2, O2 and F2 (1.10–1.42 Å)
+            assert d.min() > shortest, p.id  # no overlapping atoms
     # building twice gives the same structures (the electrostatic ordering is seeded)
     again = {p.id: structure_key(p.structure) for p in BuiltinReferences().phases({"Li", "Y", "Cl"})}
     assert again == {p.id: structure_key(p.structure) for p in everything if p.id in again}
@@ -144,3 +145,41 @@ def test_references_relax_in_the_primitive_cell_to_the_conventional_cells_energy
     assert ref.energy / 2 == pytest.approx(conventional[0].energy_per_atom, abs=2e-4)
     # the energy is flat near the minimum: fmax 0.01 eV/Å leaves the volumes within about 1 %
     assert ref.structure.volume * 4 == pytest.approx(conventional[0].structure.volume, rel=1e-2)
+
+
+def test_every_allowed_element_relaxes_to_the_materials_projects_energy(tmp_path):
+    """The built-in ground states of the 42 elements a candidate may hold (and Co), relaxed with SevenNet-0, against
+    the Materials Project's DFT energies of the same ground states (``mp-elemental-reference-entries``: raw GGA
+    energies, no corrections). SevenNet-0 was trained on MPtrj, so a wrong structure or a bad starting geometry shows
+    up as a difference well beyond the model's error (measured: median 0.02, largest 0.20 eV/atom, W)."""
+    import gzip
+    import json
+
+    import numpy as np
+    from pymatgen.entries.computed_entries import ComputedEntry
+
+    from engine.fire import RelaxSettings
+    from engine.models import load_model, model_config
+    from engine.reference_cache import relax_references
+    from engine.sampler import SEED_ALLOWED_ELEMENTS
+
+    with gzip.open(SHARED / "refdata" / "mp-elemental-reference-entries.json.gz", "rt") as fh:
+        mp = {el: ComputedEntry.from_dict(d).energy_per_atom for el, d in json.load(fh).items()}
+    elements = set(SEED_ALLOWED_ELEMENTS) | {"Co"}
+    phases = [p for p in BuiltinReferences().phases(elements) if len(p.elements) == 1]
+    assert {el for p in phases for el in p.elements} == elements
+    relaxed = relax_references(phases, load_model(model_config("sevennet_0")), RelaxSettings(), tmp_path)
+    lowest: dict[str, tuple[float, str]] = {}
+    for p in phases:
+        r = relaxed[p.id]
+        assert r.usable, (p.id, r.reason)
+        (el,) = p.elements
+        e = r.energy / len(r.structure)
+        if el not in lowest or e < lowest[el][0]:
+            lowest[el] = (e, p.id)
+    diff = {el: e - mp[el] for el, (e, _) in lowest.items()}
+    print("\nelement  ground state (built-in)       SevenNet-0 − MP (eV/atom)")
+    for el in sorted(diff, key=lambda k: abs(diff[k])):
+        print(f"{el:8s} {lowest[el][1]:30s} {diff[el]:+.3f}")
+    assert np.median(np.abs(list(diff.values()))) < 0.04
+    assert max(abs(d) for d in diff.values()) < 0.25, diff
