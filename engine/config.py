@@ -35,7 +35,7 @@ FROZEN_ON_RESUME = ("model", "candidates", "bandgap", "novelty", "relax", "refer
 BATCHING_KEYS = ("max_atoms_per_batch", "cpu_atoms_per_batch", "init_chunk", "candidates_per_chunk",
                  "frames_per_flush")  # how work is batched, not what it computes: free to change on resume
 CANDIDATE_SOURCES = {"builtin": BuiltinCandidates, "files": FilesCandidates, "wyformer": WyformerCandidates}
-DEFAULT_STAGES = ["candidates", "bandgap", "novelty", "relax", "references", "thermo", "pes"]
+DEFAULT_STAGES = ["candidates", "bandgap", "novelty", "relax", "references", "relaxed_novelty", "thermo", "pes"]
 
 
 @dataclass

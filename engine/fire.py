@@ -261,29 +261,58 @@ class _InFlightFire:
 
     def batch_failed(self, exc: Exception) -> None:
         """Out of memory: the batch's systems go back to the queue at their current geometry (their steps kept) and
-        the budget halves; a system alone in the batch ends as a transient error. Another failure: every system of
-        the batch ends as an error, transient when it shared the batch (the failure may be another system's) and
-        permanent when it was alone."""
+        the budget halves; a system alone in the batch ends as a transient error. Another failure: each system is
+        tried alone at its current geometry; those that fail alone end as errors and the others go back to the queue.
+        When none fails alone, every system of the batch ends as a transient error (the failure is the batch's)."""
         n = self.state.n_systems
         if is_out_of_memory(exc) and n == 1:
             self.report([self.out_of_memory_alone(int(self.order[0]))])
             self.state, self.order = None, self.order[:0]
             return
         if is_out_of_memory(exc):
-            where = Crystals.from_state(self.state)
-            self.crystals.positions[self.crystals.atoms_of(self.order)] = where.positions
-            self.crystals.cell[self.order] = where.cell
-            self.steps_before[self.order] = self.steps.cpu().numpy()
-            self.pending.extendleft(reversed(self.order.tolist()))
-            self.state, self.order = None, self.order[:0]
+            self.requeue(np.ones(n, bool))
             self.budget.halve()
             return
         reason = f"model failed during relaxation: {short_error(exc)}"
+        alone = self.fails_alone() if n > 1 else {0: reason}
+        if alone:
+            rows = [RelaxResult(self.ids[self.order[k]], Status.ERROR, why, steps=int(self.steps[k]))
+                    for k, why in alone.items()]
+            keep = np.ones(n, bool)
+            keep[list(alone)] = False
+            self.requeue(keep)
+            self.report(rows)
+            return
         log.warning(reason)
-        rows = [RelaxResult(self.ids[i], Status.ERROR, reason, transient=n > 1, steps=int(k))
+        rows = [RelaxResult(self.ids[i], Status.ERROR, reason, transient=True, steps=int(k))
                 for i, k in zip(self.order, self.steps.cpu().numpy())]
         self.state, self.order = None, self.order[:0]
         self.report(rows)
+
+    def fails_alone(self) -> dict[int, str]:
+        """{system: why} of the systems of the batch on which the model fails when called alone."""
+        out = {}
+        for k in range(self.state.n_systems):
+            try:
+                self.model(take_systems(self.state, torch.tensor([k], device=self.model.device)))
+            except Exception as exc:  # noqa: BLE001 - this system's own failure
+                if is_out_of_memory(exc):
+                    raise
+                out[k] = f"model failed during relaxation: {short_error(exc)}"
+        return out
+
+    def requeue(self, chosen: np.ndarray) -> None:
+        """Systems ``chosen`` (bool per system) back to the front of the queue at their current geometry, with their
+        step counts; the batch is emptied."""
+        order = self.order[chosen]
+        if len(order):
+            where = Crystals.from_state(take_systems(self.state, torch.as_tensor(np.flatnonzero(chosen),
+                                                                                 device=self.model.device)))
+            self.crystals.positions[self.crystals.atoms_of(order)] = where.positions
+            self.crystals.cell[order] = where.cell
+            self.steps_before[order] = self.steps.cpu().numpy()[chosen]
+            self.pending.extendleft(reversed(order.tolist()))
+        self.state, self.order = None, self.order[:0]
 
 
 def missing_elements(crystals: Crystals, loaded: LoadedModel) -> dict[int, str]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from pymatgen.analysis.structure_matcher import StructureMatcher
@@ -57,12 +57,13 @@ class KnownStructures:
     """Known structures indexed by :func:`prototype_key`; ``match`` names the first known structure equal to
     a candidate."""
 
-    def __init__(self, named: Iterable[tuple[str, Structure]], matcher: StructureMatcher):
+    def __init__(self, named: Iterable[tuple[str, Structure]], matcher: StructureMatcher,
+                 key: Callable[[Structure], Key] = prototype_key):
         self.matcher = matcher
         self.index: dict[Key, list[tuple[str, Structure]]] = defaultdict(list)
         self.size = 0
         for name, s in named:
-            self.index[prototype_key(s)].append((name, s))
+            self.index[key(s)].append((name, s))
             self.size += 1
 
     def match(self, key: Key, structure: Structure) -> str:
@@ -90,14 +91,16 @@ def make_matcher(cfg) -> StructureMatcher:
                             primitive_cell=True, scale=True, attempt_supercell=False)
 
 
-def known_structures(run, systems: Iterable[Iterable[str]]) -> list[tuple[str, Structure]]:
-    """The reference phases of ``systems`` (when ``novelty.references``) and the structures of
-    ``novelty.known_structures`` files."""
+def known_structures(run, systems: Iterable[Iterable[str]],
+                     references: list[tuple[str, Structure]] | None = None) -> list[tuple[str, Structure]]:
+    """The reference phases of ``systems`` (when ``novelty.references``; ``references`` when given, else the
+    source's structures) and the structures of ``novelty.known_structures`` files."""
     cfg = run.cfg.novelty
     named = []
     if cfg.references:
-        named += [(p.id, p.structure) for p in collect_phases(reference_source(run.cfg.references), systems)
-                  if p.structure is not None]
+        named += references if references is not None else [
+            (p.id, p.structure) for p in collect_phases(reference_source(run.cfg.references), systems)
+            if p.structure is not None]
     for path in cfg.get("known_structures") or []:
         for c in read_candidates(path):
             if c.structure is None:

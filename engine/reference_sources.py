@@ -37,6 +37,11 @@ class ReferencesSettings:
     cache_dir: str = "${oc.env:COATING_CACHE,'~/.cache/coating-engine'}"
     energies: str = "model"  # model: relax the phases with the run's model | source: the source's own energies
     correction: str = "mp2020"  # mp2020: MaterialsProject2020Compatibility on references and candidates | none
+    # builtin: complete every binary edge with charge-balanced prototypes (engine/prototypes.py), relaxed like the rest
+    prototypes: bool = True
+    # which edges: candidates = those of the candidates' and the partners' own chemical systems; all = also those
+    # that only the mixing systems (candidate + partner) have
+    prototype_edges: str = "candidates"
     # compositions whose systems always get references: the electrolyte and cathode of the thermo stage
     partners: list[str] = field(default_factory=lambda: ["${thermo.electrolyte}", "${thermo.cathode}"])
 
@@ -208,6 +213,20 @@ def reference_source(cfg) -> ReferenceSource:
         return MPAPIReferences(Path(cfg.cache_dir).expanduser() / "mp_api", cfg.get("api_key"),
                                cfg.get("thermo_type", "GGA_GGA+U"))
     raise ReferenceUnavailableError(f"unknown reference source {kind!r}; use builtin, file or mp_api")
+
+
+def prototype_phases(edges: Iterable[frozenset[str]], known: Iterable[ReferencePhase]) -> list[ReferencePhase]:
+    """The prototype phases of ``edges`` (:mod:`engine.prototypes`), less those a ``known`` phase already is (same
+    formula in the same structure type, by name)."""
+    from engine.prototypes import edge_phases
+
+    have = {p.id.split(":", 1)[1] for p in known}
+    out = []
+    for edge in sorted(edges, key=sorted):
+        for p in edge_phases(*sorted(edge)):
+            if p.id.split(":", 1)[1] not in have:
+                out.append(ReferencePhase(p.id, p.structure.copy(), "prototype"))
+    return out
 
 
 def collect_phases(source: ReferenceSource, systems: Iterable[Iterable[str]]) -> list[ReferencePhase]:

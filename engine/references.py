@@ -26,8 +26,9 @@ from engine.hulls import (
     e_above_hull,
     model_entry,
 )
+from engine.prototypes import binary_edges
 from engine.reference_cache import relax_references
-from engine.reference_sources import ReferencePhase, collect_phases, reference_source
+from engine.reference_sources import ReferencePhase, collect_phases, prototype_phases, reference_source
 from engine.rows import NAN, Row, Status
 
 
@@ -51,6 +52,17 @@ def needed_systems(formulas: Sequence[str], partners: Sequence[str]) -> set[froz
         cs = chemsys(Composition(formula))
         systems |= {cs} | {cs | p for p in partner_systems}
     return systems
+
+
+def completed_edges(formulas: Sequence[str], partners: Sequence[str], systems: set[frozenset[str]],
+                    scope: str) -> set[frozenset[str]]:
+    """The binary edges prototype completion fills: those of the candidates' and the partners' own chemical systems
+    (``scope="candidates"``) or of every needed system, the mixing systems included (``"all"``)."""
+    if scope == "all":
+        return binary_edges(systems)
+    if scope != "candidates":
+        raise ValueError(f"references.prototype_edges must be candidates or all, not {scope!r}")
+    return binary_edges([chemsys(Composition(f)) for f in {*formulas, *partners}])
 
 
 def reference_entries(run, phases: Sequence[ReferencePhase], cfg
@@ -94,7 +106,11 @@ def run_stage(run) -> None:
         return
     formula = run.store.column_by_id("candidates", "formula")
     source = reference_source(cfg)
-    phases = collect_phases(source, needed_systems([formula[c] for c in passed], list(cfg.partners)))
+    formulas = [formula[c] for c in passed]
+    systems = needed_systems(formulas, list(cfg.partners))
+    phases = collect_phases(source, systems)
+    if cfg.source == "builtin" and cfg.prototypes:
+        phases += prototype_phases(completed_edges(formulas, list(cfg.partners), systems, cfg.prototype_edges), phases)
     run.store.set_attrs("references", {"reference_source": source.name, "energies": cfg.energies,
                                        "correction": cfg.correction})
     done = run.store.done_ids("references")

@@ -14,19 +14,26 @@ import time
 from collections import Counter
 from importlib.metadata import PackageNotFoundError, version
 
-import hydra
-import torch
-import yaml
-from omegaconf import DictConfig, OmegaConf
+from engine.terminal import hold_library_warnings, native_stderr_held, warnings_to_log_file
 
-from engine import report
-from engine.config import BATCHING_KEYS, FROZEN_ON_RESUME, check_model_specs, register
-from engine.models import ModelUnavailableError
-from engine.reference_sources import ReferenceUnavailableError
-from engine.run import Run
-from engine.sampler import CsxError
-from engine.stages import BY_NAME
-from engine.store import STATUSES, ResultStore
+_AS_COMMAND = __name__ == "__main__"  # imported (tests, benchmarks), it leaves warnings alone
+if _AS_COMMAND:
+    hold_library_warnings()
+# the packages' import-time notices (Warp's CUDA-driver line) go to the log file
+with native_stderr_held() if _AS_COMMAND else contextlib.nullcontext():
+    import hydra
+    import torch
+    import yaml
+    from omegaconf import DictConfig, OmegaConf
+
+    from engine import report
+    from engine.config import BATCHING_KEYS, FROZEN_ON_RESUME, check_model_specs, register
+    from engine.models import ModelUnavailableError
+    from engine.reference_sources import ReferenceUnavailableError
+    from engine.run import Run
+    from engine.sampler import CsxError
+    from engine.stages import BY_NAME
+    from engine.store import STATUSES, ResultStore
 
 log = logging.getLogger("engine.screen")
 
@@ -147,6 +154,8 @@ def run(cfg: DictConfig) -> dict[str, float]:
 @hydra.main(config_path="../conf", config_name="screen", version_base=None)
 def main(cfg: DictConfig) -> None:
     logging.getLogger("torch_sim").setLevel(logging.WARNING)  # per-swap INFO lines drown the progress bars
+    if _AS_COMMAND:
+        warnings_to_log_file()
     run(cfg)
 
 

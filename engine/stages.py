@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from engine import bandgap, candidates, md, novelty, pes, references, relax, thermo
+from engine import bandgap, candidates, md, novelty, pes, references, relax, relaxed_novelty, thermo
 from engine.rows import Row
 
 
@@ -40,11 +40,16 @@ STAGES: tuple[Stage, ...] = (
     Stage("relax", relax.run_stage, ("novelty", "bandgap", "candidates"), "candidates", relax.RelaxRow,
           funnel=relax.funnel),
     Stage("references", references.run_stage, ("relax",), "relax", references.ReferenceRow),
-    Stage("thermo", thermo.run_stage, ("relax",), "relax", thermo.ThermoRow, requires=("references",),
+    Stage("relaxed_novelty", relaxed_novelty.run_stage, ("relax",), "relax", novelty.NoveltyRow,
+          funnel=relaxed_novelty.funnel),
+    Stage("thermo", thermo.run_stage, ("relaxed_novelty", "relax"), "relax", thermo.ThermoRow,
+          requires=("references",),
           criteria=thermo.criteria_counts, funnel=thermo.funnel),
-    Stage("pes", pes.run_stage, ("thermo", "relax"), "relax", pes.PesRow, criteria=pes.criteria_counts,
+    Stage("pes", pes.run_stage, ("thermo", "relaxed_novelty", "relax"), "relax", pes.PesRow,
+          criteria=pes.criteria_counts,
           funnel=pes.funnel),
-    Stage("md", md.run_stage, ("pes", "thermo", "relax"), "relax", md.MdRow, criteria=md.criteria_counts,
+    Stage("md", md.run_stage, ("pes", "thermo", "relaxed_novelty", "relax"), "relax", md.MdRow,
+          criteria=md.criteria_counts,
           funnel=md.funnel),
 )
 BY_NAME = {s.name: s for s in STAGES}

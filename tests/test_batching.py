@@ -219,3 +219,33 @@ def test_take_systems_equals_torch_sim_indexing_on_fire_and_md_states():
         for name, value in vars(theirs).items():
             if isinstance(value, torch.Tensor):
                 assert torch.allclose(getattr(ours, name), value, rtol=0, atol=0, equal_nan=True), name
+
+
+class FailsWith(SmallDevice):
+    """``inner``, which from its ``after``-th call on fails on any batch holding element ``z`` (as torch-sim's
+    neighbour list overflows on one over-dense structure), however many other systems the batch holds."""
+
+    def __init__(self, inner, z: int, after: int):
+        super().__init__(inner, max_atoms=10**9)
+        self.z, self.after = z, after
+
+    def forward(self, state, **kwargs):
+        self.calls += 1
+        if self.calls > self.after and (state.atomic_numbers == self.z).any():
+            raise RuntimeError("NeighborOverflowError: 144 > 112")
+        return self.inner(state)
+
+
+def test_relax_isolates_the_structure_a_batch_failure_comes_from_and_relaxes_the_others():
+    structures = cells(5)
+    structures[3].replace(0, "Xe")
+    results = []
+    relax(structures, list("abcde"), loaded(FailsWith(LatticeWellModel(), 54, after=3)),  # fire_init: 2 calls
+          RelaxSettings(max_atoms_per_batch=400), results.extend)
+    by_id = {r.id: r for r in results}
+    assert by_id["d"].status == Status.ERROR and not by_id["d"].transient
+    assert by_id["d"].reason == "model failed during relaxation: RuntimeError: NeighborOverflowError: 144 > 112"
+    for cid in "abce":  # back in the queue at their geometry, then relaxed into their wells
+        r = by_id[cid]
+        assert r.status == Status.PASS and r.converged, r
+        assert np.abs(r.structure.positions - np.round(r.structure.positions)).max() < 0.05

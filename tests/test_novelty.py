@@ -110,3 +110,35 @@ def test_a_structure_the_matcher_fails_on_is_an_error_and_the_rest_go_on():
                     KnownStructures([], matcher))
     assert [r.status for r in rows] == ["pass", "error", "fail", "pass"]
     assert rows[1].reason == "structure matcher: ValueError: degenerate lattice" and rows[2].duplicate_of == "a"
+
+
+def test_relaxed_candidates_that_meet_in_one_minimum_or_in_a_reference_phase_fail_after_relaxation(tmp_path):
+    """relaxed_novelty: within formula (the space group may change on relaxation), against each other in the relax
+    stage's order and against the relaxed reference phases of the file."""
+    from omegaconf import OmegaConf
+
+    from engine import relaxed_novelty
+    from engine.novelty import NoveltySettings
+    from engine.run import Run
+    from engine.stages import BY_NAME
+    from engine.store import ResultStore
+
+    rocksalt = Structure.from_spacegroup("Fm-3m", Lattice.cubic(4.05), ["Li", "F"], [[0, 0, 0], [.5, .5, .5]])
+    cscl = Structure(Lattice.cubic(2.5), ["Li", "F"], [[0, 0, 0], [.5, .5, .5]])
+    li2o = Structure.from_spacegroup("Fm-3m", Lattice.cubic(4.6), ["Li", "O"], [[.25, .25, .25], [0, 0, 0]])
+    relaxed = {"x": cscl, "y": permuted_and_shifted(cscl * (1, 1, 2), 1), "z": rocksalt.get_primitive_structure(),
+               "w": li2o, "bad": cscl}
+    status = {"x": "pass", "y": "pass", "z": "pass", "w": "pass", "bad": "fail"}
+    cfg = OmegaConf.create({"stages": ["relax", "relaxed_novelty", "thermo"], "device": "cpu",
+                            "novelty": OmegaConf.structured(NoveltySettings())})
+    with ResultStore(tmp_path / "r.h5") as store:
+        ids = list(relaxed)
+        store.append("relax", ids, [status[i] for i in ids], [""] * len(ids), structures=list(relaxed.values()))
+        store.append("references", ["builtin:LiF-rocksalt"], ["pass"], [""], structures=[rocksalt * (2, 1, 1)])
+        run = Run(cfg, store, BY_NAME)
+        relaxed_novelty.run_stage(run)
+        got = dict(zip(store.ids("relaxed_novelty"), store.column("relaxed_novelty", "reason")))
+        assert got == {"x": "", "y": "duplicate of x", "z": "known: builtin:LiF-rocksalt", "w": ""}
+        assert run.passed_input("thermo") == ["x", "w"]
+        relaxed_novelty.run_stage(run)  # a rerun adds nothing
+        assert len(store.ids("relaxed_novelty")) == 4
