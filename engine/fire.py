@@ -59,6 +59,8 @@ class RelaxSettings:
     max_steps: int = 500
     steps_between_checks: int | None = None  # None: 1 on a CPU, 5 on a GPU (see checks_every)
     max_volume_ratio: float = 3.0  # V/V0 outside [1/r, r] counts as exploded
+    # eV/atom; below it the atoms have fallen into a hole of the model (no element's solid lies below -13 eV/atom)
+    min_energy_per_atom: float = -25.0
     max_atoms_per_batch: int | None = None  # None: cpu_atoms_per_batch on a CPU, torch-sim's estimate on CUDA
     cpu_atoms_per_batch: int = 2000  # (engine/batching.py)
     init_chunk: int = 256  # structures whose optimizer state is initialised in one model call
@@ -218,25 +220,30 @@ class _InFlightFire:
         finite = torch.isfinite(energy) & torch.isfinite(fmax)
         vr = torch.linalg.det(st.row_vector_cell).abs().detach() / self.v0_sys
         exploded = (vr > s.max_volume_ratio) | (vr < 1 / s.max_volume_ratio)
-        converged = (fmax < s.fmax) & finite
-        done = converged | ~finite | exploded | (self.steps >= s.max_steps)
+        collapsed = energy / st.system_idx.bincount(minlength=len(energy)) < s.min_energy_per_atom
+        converged = (fmax < s.fmax) & finite & ~collapsed
+        done = converged | ~finite | exploded | collapsed | (self.steps >= s.max_steps)
         done_host = done.cpu().numpy()
         if not done_host.any():
             return
         idx = torch.as_tensor(np.flatnonzero(done_host), device=st.device)
         cols = torch.stack([fmax[idx].double(), energy[idx].double(), vr[idx].double(), self.steps[idx].double(),
-                            converged[idx].double(), finite[idx].double(), exploded[idx].double()]).cpu().numpy()
+                            converged[idx].double(), finite[idx].double(), exploded[idx].double(),
+                            collapsed[idx].double()]).cpu().numpy()
         finished = take_systems(st, idx)
         relaxed = Crystals.from_state(finished)
         stress = finished.stress.detach().cpu().double().numpy()
         rows = []
         for j, i in enumerate(self.order[done_host]):
-            f, e, v, n, conv, fin, expl = cols[:, j]
+            f, e, v, n, conv, fin, expl, coll = cols[:, j]
             n = int(n)
             r = RelaxResult(self.ids[i], Status.PASS, fmax=float(f), steps=n, converged=bool(conv),
                             volume_ratio=float(v), energy_per_atom=float(e) / int(relaxed.natoms[j]))
             if not fin:
                 r.status, r.reason = Status.ERROR, f"non-finite energy or forces after {n} steps"
+            elif coll:
+                r.status, r.reason = Status.ERROR, (f"collapsed: {r.energy_per_atom:.3g} eV/atom after {n} steps "
+                                                    f"(below relax.min_energy_per_atom)")
             else:
                 r.structure, r.stress = relaxed[j], stress[j]
                 if expl:

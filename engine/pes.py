@@ -41,6 +41,7 @@ class PesSettings:
     approaches: list[str] = field(default_factory=lambda: list(APPROACHES))
     spacing: float = 0.25  # Å, largest distance between neighbouring grid points along a lattice vector
     exclusion_radius: float = 1.2  # Å, grid points closer to a host atom are not computed (+inf)
+    min_probe_width: float = 5.0  # Å, each probe in the smallest host supercell at least this wide (0: unit cell)
     use_symmetry: bool = True
     symprec: float = 1e-3  # Å, spglib tolerance
     connectivity: int = 26  # grid neighbours: 26 (faces, edges, corners) or 6

@@ -2,6 +2,11 @@
 copied once per probe, plus one Li), and the probes of many grids share forward passes of at most ``max_atoms``
 atoms. Energies are relative to the host's own energy [eV]; a grid point the model cannot evaluate counts as excluded
 (+inf).
+
+The grid lies in the host's unit cell (whose symmetry reduces it), but each probe is evaluated in the smallest
+supercell of the host whose perpendicular widths are at least ``min_probe_width`` [Å]: in a 4 Å cell a probe would
+drag its own periodic images along, which moves barriers by 0.1 eV and more (LiF, Li2O with SevenNet-0). The
+supercell multiplies the atoms per probe, not the number of probes.
 """
 
 from __future__ import annotations
@@ -34,8 +39,9 @@ class ProbeJob:
     """One grid of one candidate: the frozen host, its grid, and (after evaluation) the probe energies."""
     cid: str
     approach: str
-    host: Structure
+    host: Structure  # the unit cell the grid spans
     grid: ProbeGrid
+    cell_host: Structure | None = None  # the host supercell each probe is evaluated in (None: ``host``)
     host_energy: float = float("nan")  # eV
     energies: np.ndarray | None = None  # eV, relative to host_energy, one per evaluated point (n_evaluated,)
     error: str = ""
@@ -50,6 +56,10 @@ class ProbeJob:
         if self._probe_cart is None:
             self._probe_cart = self.grid.frac_coords() @ self.host.lattice.matrix
         return self._probe_cart
+
+    @property
+    def evaluated_host(self) -> Structure:
+        return self.host if self.cell_host is None else self.cell_host
 
     def energy_map(self) -> np.ndarray:
         """The full grid (n_a, n_b, n_c) of probe energies [eV], +inf where not computed."""
@@ -67,15 +77,26 @@ def host_of(structure: Structure, approach: str) -> Structure:
     raise ValueError(f"unknown PES approach {approach!r}; use {APPROACHES}")
 
 
+def probe_supercell(lattice_matrix: np.ndarray, min_width: float) -> tuple[int, int, int]:
+    """The repetitions (n_a, n_b, n_c) of the smallest supercell whose perpendicular widths (distances between
+    opposite faces) are all at least ``min_width`` [Å]."""
+    a, b, c = np.asarray(lattice_matrix, float)
+    volume = abs(np.dot(a, np.cross(b, c)))
+    widths = volume / np.array([np.linalg.norm(np.cross(b, c)), np.linalg.norm(np.cross(c, a)),
+                                np.linalg.norm(np.cross(a, b))])
+    return tuple(int(max(1, np.ceil(min_width / w - 1e-9))) for w in widths)
+
+
 def make_job(cid: str, structure: Structure, approach: str, settings) -> ProbeJob:
-    """The grid of one approach for one candidate; ``settings`` gives ``spacing`` and ``exclusion_radius`` [Å],
-    ``use_symmetry`` and ``symprec`` [Å] (:class:`engine.pes.PesSettings`)."""
+    """The grid of one approach for one candidate; ``settings`` gives ``spacing``, ``exclusion_radius`` and
+    ``min_probe_width`` [Å], ``use_symmetry`` and ``symprec`` [Å] (:class:`engine.pes.PesSettings`)."""
     host = host_of(structure, approach)
     if len(host) == 0:
         return ProbeJob(cid, approach, host, None, error=f"{approach}: no atoms left without Li")
     grid = probe_grid(host.lattice.matrix, host.frac_coords, np.array(host.atomic_numbers), settings.spacing,
                       settings.exclusion_radius, settings.use_symmetry, settings.symprec)
-    job = ProbeJob(cid, approach, host, grid)
+    reps = probe_supercell(host.lattice.matrix, float(getattr(settings, "min_probe_width", 0.0) or 0.0))
+    job = ProbeJob(cid, approach, host, grid, cell_host=host * reps if reps != (1, 1, 1) else None)
     if grid.n_evaluated == 0:
         job.error = f"{approach}: every grid point within {settings.exclusion_radius} Å of an atom"
     return job
@@ -94,7 +115,7 @@ def _segments(jobs: Sequence[ProbeJob], max_atoms: int) -> Iterator[list[_Segmen
     batch: list[_Segment] = []
     atoms = 0
     for j, job in enumerate(jobs):
-        n = len(job.host)
+        n = len(job.evaluated_host)
         if atoms + n > max_atoms and batch:
             yield batch
             batch, atoms = [], 0
@@ -119,7 +140,7 @@ def _batch_state(jobs: Sequence[ProbeJob], segments: Sequence[_Segment], device,
     """The batched state of ``segments``: hosts alone, or hosts copied once per probe with the probe Li last."""
     pos, z, cells, counts = [], [], [], []
     for seg in segments:
-        host = jobs[seg.job].host
+        host = jobs[seg.job].evaluated_host
         hpos = torch.tensor(host.cart_coords, dtype=dtype)
         hz = torch.as_tensor(host.atomic_numbers, dtype=torch.long)
         cell = torch.tensor(host.lattice.matrix, dtype=dtype)
@@ -164,7 +185,7 @@ def evaluate_jobs(jobs: Sequence[ProbeJob], loaded: LoadedModel, max_atoms: int 
     if not live:
         return max_atoms if isinstance(max_atoms, AtomBudget) else None
     budget = max_atoms if isinstance(max_atoms, AtomBudget) else atom_budget(
-        max_atoms, model, max(len(j.host) + 1 for j in live),
+        max_atoms, model, max(len(j.evaluated_host) + 1 for j in live),
         sample=lambda: _batch_state(live, [_Segment(0, 0, 1)], model.device, model.dtype), cpu_atoms=cpu_atoms)
     raw: dict[int, np.ndarray] = {id(j): np.full(len(j.probe_cart), np.nan) for j in live}
 

@@ -249,3 +249,30 @@ def test_relax_isolates_the_structure_a_batch_failure_comes_from_and_relaxes_the
         r = by_id[cid]
         assert r.status == Status.PASS and r.converged, r
         assert np.abs(r.structure.positions - np.round(r.structure.positions)).max() < 0.05
+
+
+class Hole(SmallDevice):
+    """``inner`` with the energy of systems holding element ``z`` lowered by ``depth`` eV per atom: atoms that fell
+    into a hole of a model (as an over-dense prototype does in SevenNet-0, at -6e9 eV/atom)."""
+
+    def __init__(self, inner, z: int, depth: float):
+        super().__init__(inner, max_atoms=10**9)
+        self.z, self.depth = z, depth
+
+    def forward(self, state, **kwargs):
+        out = dict(self.inner(state))
+        has = torch.zeros(state.n_systems, dtype=torch.bool).index_fill_(
+            0, state.system_idx[state.atomic_numbers == self.z], True)
+        out["energy"] = out["energy"] - self.depth * state.system_idx.bincount() * has
+        return out
+
+
+def test_relax_stops_a_structure_whose_energy_collapses_and_relaxes_the_others():
+    structures = cells(3)
+    structures[1].replace(0, "Xe")
+    results = []
+    relax(structures, list("abc"), loaded(Hole(LatticeWellModel(), 54, depth=1e3)), RelaxSettings(), results.extend)
+    by_id = {r.id: r for r in results}
+    assert by_id["b"].status == Status.ERROR and by_id["b"].reason.startswith("collapsed: -1e+03 eV/atom after 1 steps")
+    assert by_id["b"].structure is None
+    assert by_id["a"].status == by_id["c"].status == Status.PASS
