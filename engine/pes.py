@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 from pymatgen.core import Structure
 
+from engine.grid_refinement import refine_grids
 from engine.models import LoadedModel, energy_only
 from engine.probes import APPROACHES, ProbeJob, evaluate_jobs, make_job
 from engine.rows import NAN, Row, Status
@@ -42,6 +43,9 @@ class PesSettings:
     spacing: float = 0.25  # Å, largest distance between neighbouring grid points along a lattice vector
     exclusion_radius: float = 1.2  # Å, grid points closer to a host atom are not computed (+inf)
     min_probe_width: float = 5.0  # Å, each probe in the smallest host supercell at least this wide (0: unit cell)
+    refine: bool = False  # framework grid: halve the spacing where the percolation level is decided (kernels/refine.py)
+    refine_band: float = 0.3  # eV above the percolation level within which fine points are computed
+    refine_rounds: int = 5  # at most this many refinement rounds
     use_symmetry: bool = True
     symprec: float = 1e-3  # Å, spglib tolerance
     connectivity: int = 26  # grid neighbours: 26 (faces, edges, corners) or 6
@@ -75,6 +79,7 @@ class PesRow(Row):
     framework_points: int = 0
     framework_evaluated: int = 0
     framework_symops: int = 0
+    framework_refined: int = 0  # fine points computed by pes.refine (0: not refined)
     xi_pass: bool = False
     barrier_pass: bool = False
 
@@ -114,6 +119,8 @@ def describe(jobs: dict[str, ProbeJob], settings: PesSettings) -> tuple[str, str
             out[f"{approach}_points"] = job.grid.n_points
             out[f"{approach}_evaluated"] = job.grid.n_evaluated
             out[f"{approach}_symops"] = job.grid.n_operations
+            if job.n_refined:
+                out[f"{approach}_refined"] = job.n_refined
         if job.error:
             errors.append(job.error)
             continue
@@ -150,6 +157,10 @@ def evaluate_candidates(structures: dict[str, Structure], settings: PesSettings,
         used = evaluate_jobs([jobs[c][approach] for c in group], models[approach],
                              budgets.get(approach, settings.max_atoms_per_batch),
                              energy_model=(energy_models or {}).get(approach), cpu_atoms=settings.cpu_atoms_per_batch)
+        if settings.refine and approach == "framework":
+            used = refine_grids([jobs[c][approach] for c in group], settings, models[approach],
+                                used or budgets.get(approach, settings.max_atoms_per_batch),
+                                (energy_models or {}).get(approach))
         if used is not None:
             budgets[approach] = used
         if settings.short_circuit:

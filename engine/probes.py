@@ -42,6 +42,8 @@ class ProbeJob:
     host: Structure  # the unit cell the grid spans
     grid: ProbeGrid
     cell_host: Structure | None = None  # the host supercell each probe is evaluated in (None: ``host``)
+    refined: np.ndarray | None = None  # eV, the map at half the spacing (engine.grid_refinement), when refined
+    n_refined: int = 0  # fine points computed for it
     host_energy: float = float("nan")  # eV
     energies: np.ndarray | None = None  # eV, relative to host_energy, one per evaluated point (n_evaluated,)
     error: str = ""
@@ -62,8 +64,9 @@ class ProbeJob:
         return self.host if self.cell_host is None else self.cell_host
 
     def energy_map(self) -> np.ndarray:
-        """The full grid (n_a, n_b, n_c) of probe energies [eV], +inf where not computed."""
-        return self.grid.expand(self.energies)
+        """The full grid (n_a, n_b, n_c) of probe energies [eV], +inf where not computed (the refined grid, at
+        twice the points along each axis, when there is one)."""
+        return self.refined if self.refined is not None else self.grid.expand(self.energies)
 
 
 def host_of(structure: Structure, approach: str) -> Structure:
