@@ -12,6 +12,7 @@ from engine.batching import AtomBudget
 from engine.models import LoadedModel
 from engine.probes import ProbeJob, evaluate_jobs
 from kernels.grid import probe_grid
+from kernels.percolation import percolation_barriers
 from kernels.refine import percolation_level, points_to_refine, upsampled_estimate
 
 
@@ -30,7 +31,8 @@ def _fine_grid(job: ProbeJob, coarse_shape, settings):
 
 
 def refine_grids(jobs: Sequence[ProbeJob], settings, loaded: LoadedModel, budget, energy_model=None) -> AtomBudget:
-    """Halve the spacing of every evaluated grid of ``jobs`` where the percolation level is decided; the refined map
+    """Halve the spacing of every evaluated grid of ``jobs`` (with ``refine_window``, of those whose coarse barrier lies
+    within it of ``barrier_max``) where the percolation level is decided; the refined map
     goes to ``job.refined`` and the number of fine points computed to ``job.n_refined``. A round whose model call
     fails for a grid leaves that grid at the resolution it reached. Returns the atom budget in use."""
     live = []
@@ -38,6 +40,10 @@ def refine_grids(jobs: Sequence[ProbeJob], settings, loaded: LoadedModel, budget
         if job.error or job.energies is None:
             continue
         coarse = job.energy_map()
+        if settings.refine_window is not None:  # refine only where the verdict could change
+            barrier = percolation_barriers(coarse, settings.connectivity)[settings.barrier_dimension - 1]
+            if not abs(barrier - settings.barrier_max) <= settings.refine_window:
+                continue
         fine = _fine_grid(job, coarse.shape, settings)
         excluded = fine.excluded[fine.orbit].reshape(fine.shape)
         values = upsampled_estimate(coarse)

@@ -46,6 +46,7 @@ class PesSettings:
     refine: bool = False  # framework grid: halve the spacing where the percolation level is decided (kernels/refine.py)
     refine_band: float = 0.3  # eV above the percolation level within which fine points are computed
     refine_rounds: int = 5  # at most this many refinement rounds
+    refine_window: float | None = None  # eV; refine only grids whose coarse barrier is this close to barrier_max
     use_symmetry: bool = True
     symprec: float = 1e-3  # Å, spglib tolerance
     connectivity: int = 26  # grid neighbours: 26 (faces, edges, corners) or 6

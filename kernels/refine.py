@@ -4,10 +4,11 @@ A coarse grid misses the saddle between two sites: two neighbouring points on ei
 below the ridge's height, and the barrier comes out low (LiF with SevenNet-0: 0.53 eV at 0.5 Å, 0.68 eV at 0.25 and
 0.15 Å). Halving the spacing everywhere costs 8× the probes. Here the grid is halved, the coarse values are kept at
 the points both grids share, every other fine point is estimated by the highest finite coarse value of the cell it
-lies in, and only the fine points whose estimate lies below the current percolation level plus a band are computed;
-the level is then taken again on the new map and the step repeats until no point is left to compute. Points above
-the level plus the band cannot open a path below it, so the result equals the fully refined grid's whenever the
-estimates of the points left out stay above that band (the band is the safety margin; 0.3 eV by default).
+lies in, and only the fine points whose estimate lies within a band of the current percolation level (a ridge the
+coarse grid stepped over decides the level there) or of the minimum (a deeper well between coarse points raises the
+barrier) are computed; the level is then taken again on the new map and the step repeats until no point is left to
+compute. A point left out would change the result only if the landscape moved by more than the band within half a
+coarse cell of its estimate (the band is the safety margin; 0.3 eV by default).
 """
 
 from itertools import product
@@ -44,7 +45,11 @@ def percolation_level(energy: np.ndarray, connectivity: int = 26) -> float:
 
 def points_to_refine(estimate: np.ndarray, computed: np.ndarray, excluded: np.ndarray, level: float,
                      band: float) -> np.ndarray:
-    """Mask of the fine points still to compute: not computed, not excluded, estimated at most ``level + band``."""
+    """Mask of the fine points still to compute: not computed, not excluded, and estimated within ``band`` of the
+    percolation ``level`` (where a ridge the coarse grid stepped over decides it) or within ``band`` of the minimum
+    (where a deeper well between coarse points would raise the barrier)."""
     if not np.isfinite(level):
         return np.zeros(estimate.shape, bool)
-    return ~computed & ~excluded & (estimate <= level + band)
+    lowest = np.min(estimate)
+    near = (np.abs(estimate - level) <= band) | (estimate <= lowest + band)
+    return ~computed & ~excluded & near

@@ -198,7 +198,7 @@ def test_symmetry_reduced_grid_equals_full_grid_with_sevennet(sevennet, relaxed_
     full_grid = probe_grid(relaxed_lif.lattice.matrix, relaxed_lif.frac_coords,
                            np.array(relaxed_lif.atomic_numbers), exclusion_radius=settings.exclusion_radius,
                            use_symmetry=False, shape=reduced.grid.shape, origin=reduced.grid.origin)
-    full = ProbeJob("lif", "interstitial", relaxed_lif, full_grid)
+    full = ProbeJob("lif", "interstitial", relaxed_lif, full_grid, cell_host=reduced.cell_host)  # same probe cells
     evaluate_jobs([reduced, full], sevennet, max_atoms=200)
     assert not reduced.error and not full.error
     assert reduced.grid.n_operations == 192  # Fm-3m, conventional cell

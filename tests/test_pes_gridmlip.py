@@ -22,7 +22,7 @@ HOSTS = {
     "Li2O": (Structure.from_spacegroup("Fm-3m", Lattice.cubic(4.61), ["Li", "O"], [[.25, .25, .25], [0, 0, 0]]),
              0.15),
     "LiCoO2": (Structure.from_spacegroup("R-3m", Lattice.hexagonal(2.816, 14.05), ["Li", "Co", "O"],
-                                         [[0, 0, .5], [0, 0, 0], [0, 0, .2396]]), 0.2),  # layered: a 2D conductor
+                                         [[0, 0, .5], [0, 0, 0], [0, 0, .2396]]), 0.25),  # layered: a 2D conductor
 }
 
 
