@@ -23,6 +23,7 @@ from engine.models import ModelSettings, model_config
 from engine.novelty import NoveltySettings
 from engine.pes import PesSettings
 from engine.reference_sources import ReferencesSettings
+from engine.relaxed_novelty import RelaxedNoveltySettings
 from engine.structures import CandidatesSettings
 from engine.thermo import ThermoSettings
 from engine.wyformer import WyformerCandidates
@@ -30,8 +31,8 @@ from engine.wyformer import WyformerCandidates
 # Config sections that must not change when a run is resumed (or between the shards of one screen): they define
 # what is already in the file. ``shard`` and ``output`` differ between shards; ``stages``, ``device`` and
 # ``threads`` may change between runs on one file.
-FROZEN_ON_RESUME = ("model", "candidates", "bandgap", "novelty", "relax", "references", "thermo", "criteria", "pes",
-                    "md")
+FROZEN_ON_RESUME = ("model", "candidates", "bandgap", "novelty", "relax", "references", "relaxed_novelty", "thermo",
+                    "criteria", "pes", "md")
 BATCHING_KEYS = ("max_atoms_per_batch", "cpu_atoms_per_batch", "init_chunk", "candidates_per_chunk",
                  "frames_per_flush")  # how work is batched, not what it computes: free to change on resume
 CANDIDATE_SOURCES = {"builtin": BuiltinCandidates, "files": FilesCandidates, "wyformer": WyformerCandidates}
@@ -45,6 +46,7 @@ class ScreenConfig:
     candidates: CandidatesSettings = MISSING  # one of CANDIDATE_SOURCES, chosen by the conf group
     bandgap: BandGapSettings = field(default_factory=BandGapSettings)
     novelty: NoveltySettings = field(default_factory=NoveltySettings)
+    relaxed_novelty: RelaxedNoveltySettings = field(default_factory=RelaxedNoveltySettings)
     relax: RelaxSettings = field(default_factory=RelaxSettings)
     references: ReferencesSettings = field(default_factory=ReferencesSettings)
     thermo: ThermoSettings = field(default_factory=ThermoSettings)

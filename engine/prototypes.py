@@ -12,7 +12,7 @@ For an edge A–X, X the more electronegative element:
 - **ionic** when X is a non-metal with a negative common oxidation state: for every positive oxidation state of A
   (pymatgen's common and ICSD states) the charge-balanced A_mX_n in every prototype of that ratio in
   :data:`IONIC`; a ratio no named prototype has gets A in the holes of a close-packed X lattice, ordered by
-  electrostatics (:func:`engine.builtin_phases.order_by_electrostatics`);
+  electrostatics (:func:`engine.close_packed.order_by_electrostatics`);
 - **intermetallic** otherwise (or when no charge-balanced ratio can be built): AB in the CsCl (B2) type and A3B,
   AB3 in the Cu3Au (L1_2) type.
 
@@ -35,7 +35,7 @@ from math import gcd
 import numpy as np
 from pymatgen.core import Composition, Element, Lattice, Species, Structure
 
-from engine.builtin_phases import ccp_anions, hcp_anions, order_by_electrostatics
+from engine.close_packed import ccp_anions, hcp_anions, order_by_electrostatics
 
 log = logging.getLogger(__name__)
 

@@ -40,7 +40,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("relax", relax.run_stage, ("novelty", "bandgap", "candidates"), "candidates", relax.RelaxRow,
           funnel=relax.funnel),
     Stage("references", references.run_stage, ("relax",), "relax", references.ReferenceRow),
-    Stage("relaxed_novelty", relaxed_novelty.run_stage, ("relax",), "relax", novelty.NoveltyRow,
+    Stage("relaxed_novelty", relaxed_novelty.run_stage, ("relax",), "relax", relaxed_novelty.NoveltyRow,
           funnel=relaxed_novelty.funnel),
     Stage("thermo", thermo.run_stage, ("relaxed_novelty", "relax"), "relax", thermo.ThermoRow,
           requires=("references",),

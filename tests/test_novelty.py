@@ -118,7 +118,7 @@ def test_relaxed_candidates_that_meet_in_one_minimum_or_in_a_reference_phase_fai
     from omegaconf import OmegaConf
 
     from engine import relaxed_novelty
-    from engine.novelty import NoveltySettings
+    from engine.relaxed_novelty import RelaxedNoveltySettings
     from engine.run import Run
     from engine.stages import BY_NAME
     from engine.store import ResultStore
@@ -130,7 +130,7 @@ def test_relaxed_candidates_that_meet_in_one_minimum_or_in_a_reference_phase_fai
                "w": li2o, "bad": cscl}
     status = {"x": "pass", "y": "pass", "z": "pass", "w": "pass", "bad": "fail"}
     cfg = OmegaConf.create({"stages": ["relax", "relaxed_novelty", "thermo"], "device": "cpu",
-                            "novelty": OmegaConf.structured(NoveltySettings())})
+                            "relaxed_novelty": OmegaConf.structured(RelaxedNoveltySettings())})
     with ResultStore(tmp_path / "r.h5") as store:
         ids = list(relaxed)
         store.append("relax", ids, [status[i] for i in ids], [""] * len(ids), structures=list(relaxed.values()))
