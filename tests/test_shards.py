@@ -18,7 +18,7 @@ from .test_screen import screen
 
 # Li-F, Li-Cl and Li-O references are in the session's cache once test_screen ran; relaxed otherwise
 COMMON = ["stages=[candidates,novelty,relax,references,thermo]", "candidates=files", "novelty.references=false",
-          "relax.max_steps=300", "threads=1"]
+          "relax.max_steps=300", "threads=1", "references.prototypes=false"]
 
 
 def candidate_folder(tmp_path):
