@@ -24,6 +24,7 @@ from ase.data import atomic_masses
 from pymatgen.core import Structure
 
 from engine.batching import AtomBudget, atom_budget, is_out_of_memory
+from engine.md_supercell import perpendicular_widths
 from engine.models import LoadedModel, energy_only
 from engine.structures import short_error
 from kernels.grid import ProbeGrid, probe_grid
@@ -83,11 +84,7 @@ def host_of(structure: Structure, approach: str) -> Structure:
 def probe_supercell(lattice_matrix: np.ndarray, min_width: float) -> tuple[int, int, int]:
     """The repetitions (n_a, n_b, n_c) of the smallest supercell whose perpendicular widths (distances between
     opposite faces) are all at least ``min_width`` [Å]."""
-    a, b, c = np.asarray(lattice_matrix, float)
-    volume = abs(np.dot(a, np.cross(b, c)))
-    widths = volume / np.array([np.linalg.norm(np.cross(b, c)), np.linalg.norm(np.cross(c, a)),
-                                np.linalg.norm(np.cross(a, b))])
-    return tuple(int(max(1, np.ceil(min_width / w - 1e-9))) for w in widths)
+    return tuple(int(max(1, np.ceil(min_width / w - 1e-9))) for w in perpendicular_widths(lattice_matrix))
 
 
 def make_job(cid: str, structure: Structure, approach: str, settings) -> ProbeJob:
