@@ -68,8 +68,9 @@ def refine_grids(jobs: Sequence[ProbeJob], settings, loaded: LoadedModel, budget
         budget = evaluate_jobs([s for s, *_ in subs], loaded, budget, energy_model=energy_model,
                                cpu_atoms=settings.cpu_atoms_per_batch) or budget
         for sub, chosen, orbits, job, computed, fine in subs:
-            if sub.error:  # keep what this grid reached; stop refining it
+            if sub.error:  # keep what this grid reached; stop refining it, and say so in the row
                 computed[...] = True
+                job.refine_error = f"refinement stopped after {job.n_refined} fine points: {sub.error}"
                 continue
             per_orbit = np.full(len(fine.representatives), np.nan)
             per_orbit[orbits] = sub.energies

@@ -114,7 +114,7 @@ def describe(jobs: dict[str, ProbeJob], settings: PesSettings) -> tuple[str, str
     """(status, reason, columns) of one candidate from its evaluated grids; an approach of ``settings`` without a
     grid here was skipped by ``short_circuit`` and is said in the reason."""
     out: dict = {}
-    errors, fails, passes = [], [], []
+    errors, fails, passes, refined_early = [], [], [], []
     for approach, job in jobs.items():
         if job.grid is not None:
             out[f"{approach}_points"] = job.grid.n_points
@@ -128,14 +128,16 @@ def describe(jobs: dict[str, ProbeJob], settings: PesSettings) -> tuple[str, str
         columns, passed, why = descriptors(job, settings)
         out.update(columns)
         (passes if passed else fails).append(approach if passed else why)
+        if job.refine_error:  # the verdict stands on the coarser grid; the reason says so
+            refined_early.append(job.refine_error)
     skipped = [a for a in settings.approaches if a not in jobs] if settings.short_circuit else []
     if passes:  # OR: one descriptor suffices; a failed grid of the other is still said
         notes = [*errors] + ([f"{' and '.join(skipped)} not computed: {passes[0]} passed (pes.short_circuit)"]
                              if skipped else [])
-        return Status.PASS, "; ".join(notes), out
+        return Status.PASS, "; ".join(notes + refined_early), out
     if errors:
-        return Status.ERROR, "; ".join(errors), out
-    return Status.FAIL, "no Li transport: " + " and ".join(fails), out
+        return Status.ERROR, "; ".join(errors + refined_early), out
+    return Status.FAIL, "; ".join(["no Li transport: " + " and ".join(fails), *refined_early]), out
 
 
 def evaluate_candidates(structures: dict[str, Structure], settings: PesSettings, models: dict[str, LoadedModel],

@@ -45,6 +45,7 @@ class ProbeJob:
     cell_host: Structure | None = None  # the host supercell each probe is evaluated in (None: ``host``)
     refined: np.ndarray | None = None  # eV, the map at half the spacing (engine.grid_refinement), when refined
     n_refined: int = 0  # fine points computed for it
+    refine_error: str = ""  # why refinement stopped early (the grid keeps the resolution it reached)
     host_energy: float = float("nan")  # eV
     energies: np.ndarray | None = None  # eV, relative to host_energy, one per evaluated point (n_evaluated,)
     error: str = ""

@@ -83,3 +83,32 @@ def test_lif_and_li2o_fail_the_barrier_criterion_with_the_default_run_settings()
         assert got["barrier_1d"] == pytest.approx(want["barrier_1d"], abs=0.02)
         assert not passed and why.startswith("E_mig(1D)")
         assert job.grid.n_evaluated + job.n_refined < ref.grid.n_evaluated
+
+
+def test_a_refinement_round_that_fails_keeps_the_coarse_verdict_and_says_so():
+    """The model fails on the fine probes: the grid keeps its coarse map and the row's reason records why."""
+    from engine.pes import describe
+
+    class FailsOnFine(LatticeWellModel):
+        def __init__(self):
+            super().__init__(dtype=torch.float64)
+            self.calls = 0
+
+        def forward(self, state, **kwargs):
+            self.calls += 1
+            if self.calls > 1:
+                raise RuntimeError("boom")
+            return super().forward(state, **kwargs)
+
+    host = Structure(Lattice.cubic(4.0), ["F", "Li"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    loaded = LoadedModel(FailsOnFine(), "wells", "analytic", frozenset(range(1, 119)), 0.0, "", "test")
+    settings = PesSettings(spacing=1.0, exclusion_radius=0.3, min_probe_width=0.0, refine=True,
+                           approaches=["framework"])
+    job = make_job("w", host, "framework", settings)
+    budget = evaluate_jobs([job], loaded, 1000)
+    coarse = job.energy_map().copy()
+    refine_grids([job], settings, loaded, budget)
+    assert job.n_refined == 0 and job.refine_error.startswith("refinement stopped after 0 fine points")
+    status, reason, cols = describe({"framework": job}, settings)
+    assert status == "pass" and "refinement stopped" in reason and cols["barrier_1d"] == pytest.approx(0.0)
+    assert np.array_equal(job.energy_map()[::2, ::2, ::2], coarse)
