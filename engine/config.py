@@ -22,6 +22,8 @@ from engine.md_protocol import MdSettings
 from engine.models import ModelSettings, model_config
 from engine.novelty import NoveltySettings
 from engine.pes import PesSettings
+from engine.phonons import PhononSettings
+from engine.plausibility import PlausibilitySettings
 from engine.reference_sources import ReferencesSettings
 from engine.relaxed_novelty import RelaxedNoveltySettings
 from engine.structures import CandidatesSettings
@@ -32,11 +34,12 @@ from engine.wyformer import WyformerCandidates
 # what is already in the file. ``shard`` and ``output`` differ between shards; ``stages``, ``device`` and
 # ``threads`` may change between runs on one file.
 FROZEN_ON_RESUME = ("model", "candidates", "bandgap", "novelty", "relax", "references", "relaxed_novelty", "thermo",
-                    "criteria", "pes", "md")
+                    "criteria", "plausibility", "phonons", "pes", "md")
 BATCHING_KEYS = ("max_atoms_per_batch", "cpu_atoms_per_batch", "init_chunk", "candidates_per_chunk",
                  "frames_per_flush")  # how work is batched, not what it computes: free to change on resume
 CANDIDATE_SOURCES = {"builtin": BuiltinCandidates, "files": FilesCandidates, "wyformer": WyformerCandidates}
-DEFAULT_STAGES = ["candidates", "bandgap", "novelty", "relax", "references", "relaxed_novelty", "thermo", "pes"]
+DEFAULT_STAGES = ["candidates", "bandgap", "novelty", "relax", "references", "relaxed_novelty", "thermo", "plausibility",
+                  "phonons", "pes"]
 
 
 @dataclass
@@ -51,6 +54,8 @@ class ScreenConfig:
     references: ReferencesSettings = field(default_factory=ReferencesSettings)
     thermo: ThermoSettings = field(default_factory=ThermoSettings)
     criteria: CoatingCriteria = field(default_factory=CoatingCriteria)
+    plausibility: PlausibilitySettings = field(default_factory=PlausibilitySettings)
+    phonons: PhononSettings = field(default_factory=PhononSettings)
     pes: PesSettings = field(default_factory=PesSettings)
     md: MdSettings = field(default_factory=MdSettings)
     stages: list[str] = field(default_factory=lambda: list(DEFAULT_STAGES))  # run in this order (engine.stages)
@@ -61,7 +66,7 @@ class ScreenConfig:
 
 
 # settings that name another model than the run's (null, a file in conf/model/, or a model config)
-MODEL_SPECS = (("pes", "interstitial_model"), ("pes", "framework_model"), ("md", "model"))
+MODEL_SPECS = (("phonons", "model"), ("pes", "interstitial_model"), ("pes", "framework_model"), ("md", "model"))
 
 
 def check_model_specs(cfg) -> None:

@@ -16,6 +16,12 @@ def perpendicular_widths(matrix: np.ndarray) -> np.ndarray:
     return np.array([lattice.d_hkl(hkl) for hkl in np.eye(3, dtype=int)])
 
 
+def width_supercell(matrix: np.ndarray, min_width: float) -> tuple[int, int, int]:
+    """The repetitions (n_a, n_b, n_c) of the smallest diagonal supercell of the cell spanned by the rows of
+    ``matrix`` whose perpendicular widths are all at least ``min_width`` [Å]."""
+    return tuple(int(max(1, np.ceil(min_width / w - 1e-9))) for w in perpendicular_widths(matrix))
+
+
 def md_supercell(structure: Structure, min_atoms: int, min_width: float) -> tuple[Structure, tuple[int, int, int]]:
     """Smallest diagonal supercell of the Niggli-reduced cell with ≥ ``min_atoms`` atoms and every perpendicular
     width ≥ ``min_width`` Å (it holds a sphere of diameter ``min_width``); ties go to the most isotropic one."""

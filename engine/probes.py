@@ -24,7 +24,7 @@ from ase.data import atomic_masses
 from pymatgen.core import Structure
 
 from engine.batching import AtomBudget, atom_budget, is_out_of_memory
-from engine.md_supercell import perpendicular_widths
+from engine.md_supercell import width_supercell
 from engine.models import LoadedModel, energy_only
 from engine.structures import short_error
 from kernels.grid import ProbeGrid, probe_grid
@@ -82,12 +82,6 @@ def host_of(structure: Structure, approach: str) -> Structure:
     raise ValueError(f"unknown PES approach {approach!r}; use {APPROACHES}")
 
 
-def probe_supercell(lattice_matrix: np.ndarray, min_width: float) -> tuple[int, int, int]:
-    """The repetitions (n_a, n_b, n_c) of the smallest supercell whose perpendicular widths (distances between
-    opposite faces) are all at least ``min_width`` [Å]."""
-    return tuple(int(max(1, np.ceil(min_width / w - 1e-9))) for w in perpendicular_widths(lattice_matrix))
-
-
 def make_job(cid: str, structure: Structure, approach: str, settings) -> ProbeJob:
     """The grid of one approach for one candidate; ``settings`` gives ``spacing``, ``exclusion_radius`` and
     ``min_probe_width`` [Å], ``use_symmetry`` and ``symprec`` [Å] (:class:`engine.pes.PesSettings`)."""
@@ -96,7 +90,7 @@ def make_job(cid: str, structure: Structure, approach: str, settings) -> ProbeJo
         return ProbeJob(cid, approach, host, None, error=f"{approach}: no atoms left without Li")
     grid = probe_grid(host.lattice.matrix, host.frac_coords, np.array(host.atomic_numbers), settings.spacing,
                       settings.exclusion_radius, settings.use_symmetry, settings.symprec)
-    reps = probe_supercell(host.lattice.matrix, float(getattr(settings, "min_probe_width", 0.0) or 0.0))
+    reps = width_supercell(host.lattice.matrix, float(getattr(settings, "min_probe_width", 0.0) or 0.0))
     job = ProbeJob(cid, approach, host, grid, cell_host=host * reps if reps != (1, 1, 1) else None)
     if grid.n_evaluated == 0:
         job.error = f"{approach}: every grid point within {settings.exclusion_radius} Å of an atom"

@@ -20,7 +20,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pymatgen.core import Structure
+import numpy as np
+from pymatgen.core import Composition, Structure
 from pymatgen.entries.computed_entries import ComputedEntry, ComputedStructureEntry
 
 log = logging.getLogger(__name__)
@@ -236,3 +237,17 @@ def collect_phases(source: ReferenceSource, systems: Iterable[Iterable[str]]) ->
         for p in source.phases(system):
             seen.setdefault(p.id, p)
     return list(seen.values())
+
+
+def stored_references(store) -> list[ComputedEntry]:
+    """Entries [eV, corrected] of the usable ``references/`` rows, in their reduced compositions."""
+    if not store.has("references"):
+        raise ReferenceUnavailableError("the thermo stage needs the references stage before it (stages=[..., relax, "
+                                        "references, thermo])")
+    entries = []
+    for pid, formula, e in zip(store.ids("references"), store.column("references", "formula"),
+                               store.column("references", "corrected_energy_per_atom")):
+        if np.isfinite(e):
+            comp = Composition(formula)
+            entries.append(ComputedEntry(comp, float(e) * comp.num_atoms, entry_id=pid))
+    return entries

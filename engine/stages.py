@@ -15,7 +15,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from engine import bandgap, candidates, md, novelty, pes, references, relax, relaxed_novelty, thermo
+from engine import (
+    bandgap,
+    candidates,
+    md,
+    novelty,
+    pes,
+    phonons,
+    plausibility,
+    references,
+    relax,
+    relaxed_novelty,
+    thermo,
+)
 from engine.rows import Row
 
 
@@ -45,10 +57,15 @@ STAGES: tuple[Stage, ...] = (
     Stage("thermo", thermo.run_stage, ("relaxed_novelty", "relax"), "relax", thermo.ThermoRow,
           requires=("references",),
           criteria=thermo.criteria_counts, funnel=thermo.funnel),
-    Stage("pes", pes.run_stage, ("thermo", "relaxed_novelty", "relax"), "relax", pes.PesRow,
+    Stage("plausibility", plausibility.run_stage, ("thermo", "relaxed_novelty", "relax"), "relax",
+          plausibility.PlausibilityRow, funnel=plausibility.funnel),
+    Stage("phonons", phonons.run_stage, ("plausibility", "thermo", "relaxed_novelty", "relax"), "relax",
+          phonons.PhononRow, funnel=phonons.funnel),
+    Stage("pes", pes.run_stage, ("phonons", "plausibility", "thermo", "relaxed_novelty", "relax"), "relax", pes.PesRow,
           criteria=pes.criteria_counts,
           funnel=pes.funnel),
-    Stage("md", md.run_stage, ("pes", "thermo", "relaxed_novelty", "relax"), "relax", md.MdRow,
+    Stage("md", md.run_stage, ("pes", "phonons", "plausibility", "thermo", "relaxed_novelty", "relax"), "relax",
+          md.MdRow,
           criteria=md.criteria_counts,
           funnel=md.funnel),
 )

@@ -29,7 +29,7 @@ from engine.hulls import (
     pd_with,
     window_of,
 )
-from engine.reference_sources import ReferenceUnavailableError
+from engine.reference_sources import stored_references
 from engine.rows import NAN, Row, Status
 
 
@@ -83,20 +83,6 @@ def stored_partners(store) -> Partners | None:
     if "electrolyte" not in attrs:
         return None
     return Partners(**{f.name: attrs.get(f.name) for f in fields(Partners)})
-
-
-def stored_references(store) -> list[ComputedEntry]:
-    """Entries [eV, corrected] of the usable ``references/`` rows, in their reduced compositions."""
-    if not store.has("references"):
-        raise ReferenceUnavailableError("the thermo stage needs the references stage before it (stages=[..., relax, "
-                                        "references, thermo])")
-    entries = []
-    for pid, formula, e in zip(store.ids("references"), store.column("references", "formula"),
-                               store.column("references", "corrected_energy_per_atom")):
-        if np.isfinite(e):
-            comp = Composition(formula)
-            entries.append(ComputedEntry(comp, float(e) * comp.num_atoms, entry_id=pid))
-    return entries
 
 
 def _lowest(entries: Sequence[ComputedEntry], composition: Composition) -> ComputedEntry | None:

@@ -51,7 +51,7 @@ def test_the_composed_default_config_is_the_schema_plus_the_yaml_differences():
     assert pes.xi_min == PesSettings().xi_min  # the rest from the schema
     assert cfg.references.partners == ["Li10GeP2S12", "LiCoO2"]  # interpolated from thermo
     assert list(cfg.stages) == ["candidates", "bandgap", "novelty", "relax", "references", "relaxed_novelty", "thermo",
-                                "pes"]
+                                "plausibility", "phonons", "pes"]
     assert smoke.md.production_ps == 0.2 and smoke.md.model is None and smoke.candidates.per_system == 1
 
     typed = from_stored(OmegaConf.to_yaml(cfg, resolve=True))

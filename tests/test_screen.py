@@ -14,7 +14,7 @@ from engine.store import ResultStore
 
 from .conftest import ROOT, rattled
 
-SPINE = ("stages=[candidates,relax,references,thermo,pes]",
+SPINE = ("stages=[candidates,relax,references,thermo,plausibility,phonons,pes]",
          "references.prototypes=false")  # the pipeline here; prototype completion: test_prototypes.py
 # The kill test stops after relax to keep the suite short (thermo would relax ~40 reference phases first): the later
 # stages skip what the file holds through the same store.done_ids, and md's rerun is checked in test_md.py.
@@ -82,8 +82,16 @@ def test_bad_inputs_are_recorded_and_the_rest_relaxed(tmp_path):
         assert window["good_lif"][0] < 0.01 and window["good_lif"][1] > 5.5
         assert Composition("Li10GeP2S12").reduced_formula in set(store.column("references", "formula"))
     assert "thermo criteria (builtin references)" in stdout
-    with ResultStore(out, "r") as store:  # the PES stage takes what passed thermo
+    with ResultStore(out, "r") as store:  # plausibility takes what passed thermo, phonons what it passed, pes the rest
         passed = set(store.ids("thermo", status="pass"))
+        assert passed and set(store.ids("plausibility")) == passed
+        plausible = {i: (store.column_by_id("plausibility", f"{f}_verdict")[i]) for i in passed
+                     for f in ("coordination",)}
+        assert plausible["good_lif"] == "ok" and plausible["good_licl"] == "ok", plausible
+        assert set(store.ids("phonons")) == set(store.ids("plausibility", status="pass"))
+        phonons = dict(zip(store.ids("phonons"), store.column("phonons", "verdict")))
+        assert phonons["good_lif"] == "stable" and phonons["good_licl"] == "stable", phonons
+        passed = set(store.ids("phonons", status="pass"))
         assert passed and set(store.ids("pes")) == passed
         for i, cid in enumerate(store.ids("pes")):
             row = {k: store.column("pes", k)[i] for k in ("status", "reason", "xi", "barrier_1d", "barrier_3d",

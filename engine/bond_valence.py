@@ -1,0 +1,103 @@
+"""Bond-valence sums and the global instability index.
+
+The bond valence of a cation–anion pair at distance R is exp((R0 − R)/B) (Brown & Altermatt, Acta Cryst. B41,
+244 (1985)), with R0 and B of the pair and its oxidation states from the IUCr table bvparm2020 (I. D. Brown,
+shipped and read by matminer's ``IUCrBondValenceData``); for a pair the table lacks, Brese & O'Keeffe's element
+parameters (Acta Cryst. B47, 192 (1991); pymatgen's ``BV_PARAMS``) with B = 0.37 Å. The bond-valence sum of a site
+is the sum over its counter-ions within ``cutoff``. The global instability index is
+GII = sqrt(<(|BVS_i| − |V_i|)²>) over all sites of the cell (Salinas-Sanchez et al., J. Solid State Chem. 100,
+201 (1992)): below about 0.1 v.u. for unstrained structures, above about 0.2 v.u. for structures too strained to
+be stable. Relaxed uMLIP (PBE-like) structures have bonds a few hundredths of an Å long, which raises the GII of
+real compounds; the threshold in ``conf/plausibility/`` is set on the relaxed reference phases.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+from pymatgen.analysis.bond_valence import BV_PARAMS, BVAnalyzer
+from pymatgen.core import Element, Structure
+
+
+class NoOxidationStatesError(ValueError):
+    pass
+
+
+def with_oxidation_states(structure: Structure) -> Structure:
+    """``structure`` with oxidation states: pymatgen's ``BVAnalyzer`` (from the bond valences), else the most
+    probable charge-balanced guess from the composition (``Composition.oxi_state_guesses``)."""
+    if all(getattr(sp, "oxi_state", None) is not None for sp in structure.species):
+        return structure
+    try:
+        return BVAnalyzer().get_oxi_state_decorated_structure(structure)
+    except ValueError:
+        guesses = structure.composition.oxi_state_guesses(max_sites=-50)
+        if not guesses:
+            raise NoOxidationStatesError(f"no charge-balanced oxidation states for "
+                                         f"{structure.composition.reduced_formula}") from None
+        decorated = structure.copy()
+        decorated.add_oxidation_state_by_element(guesses[0])
+        return decorated
+
+
+@cache
+def _iucr_table():
+    from matminer.utils.data import IUCrBondValenceData
+
+    return IUCrBondValenceData()
+
+
+@cache
+def bond_valence_parameters(cation: str, cation_valence: int, anion: str, anion_valence: int) -> tuple[float, float]:
+    """(R0 [Å], B [Å]) of a cation–anion pair: the IUCr table's first entry for the pair and its oxidation states,
+    else Brese & O'Keeffe's element parameters."""
+    try:
+        row = _iucr_table().get_bv_params(cation, anion, int(cation_valence), int(anion_valence))
+        return float(row["Ro"]), float(row["B"])
+    except IndexError:
+        c, a = BV_PARAMS[Element(cation)], BV_PARAMS[Element(anion)]
+        r0 = c["r"] + a["r"] - c["r"] * a["r"] * (math.sqrt(c["c"]) - math.sqrt(a["c"])) ** 2 / (c["c"] * c["r"] + a["c"] * a["r"])
+        return r0, 0.37
+
+
+@dataclass
+class BondValences:
+    bvs: np.ndarray  # per site, valence units (v.u.), signed like the oxidation state
+    valence: np.ndarray  # oxidation state per site
+    worst_site: str  # element and index of the largest |deviation|
+
+    @property
+    def deviation(self) -> np.ndarray:
+        """|BVS| − |V| per site [v.u.]: negative underbonded, positive overbonded."""
+        return np.abs(self.bvs) - np.abs(self.valence)
+
+    @property
+    def gii(self) -> float:
+        """Global instability index [v.u.]."""
+        return float(np.sqrt(np.mean(self.deviation ** 2)))
+
+    @property
+    def max_deviation(self) -> float:
+        """The largest |BVS − V| over the sites [v.u.]."""
+        return float(np.max(np.abs(self.deviation)))
+
+
+def bond_valences(structure: Structure, cutoff: float = 4.0) -> BondValences:
+    """Bond-valence sums of every site of an oxidation-state-decorated ``structure``, counting only counter-ions
+    (cation–anion pairs) within ``cutoff`` [Å]."""
+    valence = np.array([sp.oxi_state for sp in structure.species], float)
+    symbols = [sp.symbol for sp in structure.species]
+    bvs = np.zeros(len(structure))
+    centres, others, _, distances = structure.get_neighbor_list(cutoff)
+    for i, j, d in zip(centres, others, distances):
+        if valence[i] * valence[j] >= 0:
+            continue
+        cat, an = (i, j) if valence[i] > 0 else (j, i)
+        r0, b = bond_valence_parameters(symbols[cat], round(valence[cat]), symbols[an], round(valence[an]))
+        bvs[i] += np.sign(valence[i]) * math.exp((r0 - d) / b)
+    dev = np.abs(np.abs(bvs) - np.abs(valence))
+    worst = int(np.argmax(dev))
+    return BondValences(bvs, valence, f"{structure[worst].specie.symbol}{worst}")

@@ -1,0 +1,126 @@
+"""Coordination environments of cation sites and how typical they are of the reference phases.
+
+Neighbours are pymatgen's ``CrystalNN`` (Pan et al., Inorg. Chem. 60, 1590 (2021)) between cations and anions of
+the oxidation-state-decorated structure; the geometry of a site is the motif of its coordination number whose local
+structure order parameter (Zimmermann & Jain, RSC Adv. 10, 6063 (2020); pymatgen's
+``NearNeighbors.get_local_order_parameters``) is largest: "octahedral", "tetrahedral", "square co-planar",
+"trigonal planar", ...
+
+The reference distribution counts, for each (cation, anions) pair, the reference phases in which each
+(coordination number, geometry) occurs. A candidate site's *typicality* is the fraction of the reference phases with
+its (cation, anions) pair that show its environment; the candidate's coordination score is the lowest typicality
+over its cation sites (1: every site has an environment every reference shows; 0: one site has an environment no
+reference shows).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from pymatgen.analysis.local_env import CrystalNN
+from pymatgen.core import Structure
+from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+HALOGENS = frozenset({"F", "Cl", "Br", "I"})
+
+
+@dataclass(frozen=True)
+class Environment:
+    """One cation site's coordination: its element, the anion elements around it ("O", "Cl,O"), coordination
+    number and geometry; ``order`` is the geometry's order parameter (1: ideal); ``multiplicity`` the number of
+    symmetry-equivalent sites in the cell."""
+    cation: str
+    anions: str
+    cn: int
+    geometry: str
+    order: float = 1.0
+    multiplicity: int = 1
+
+    @property
+    def key(self) -> tuple[str, str, int, str]:
+        return self.cation, self.anions, self.cn, self.geometry
+
+    def label(self) -> str:
+        return f"{self.cation}-{self.anions} {self.cn}-fold {self.geometry}"
+
+
+def cation_environments(structure: Structure, symprec: float = 0.1) -> list[Environment]:
+    """The environment of every symmetry-distinct cation site of an oxidation-state-decorated ``structure``."""
+    nn = CrystalNN(cation_anion=True)
+    try:
+        classes = SpacegroupAnalyzer(structure, symprec=symprec).get_symmetrized_structure().equivalent_indices
+    except Exception:  # noqa: BLE001 - spglib refuses some distorted cells: every site is then its own class
+        classes = [[i] for i in range(len(structure))]
+    out = []
+    for members in classes:
+        i = members[0]
+        if getattr(structure[i].specie, "oxi_state", 0) <= 0:
+            continue
+        neighbours = nn.get_nn_info(structure, i)
+        anions = ",".join(sorted({n["site"].specie.symbol for n in neighbours})) or "-"
+        orders = nn.get_local_order_parameters(structure, i) if neighbours else None
+        orders = {k: v for k, v in (orders or {}).items() if v is not None}
+        geometry, order = max(orders.items(), key=lambda kv: kv[1]) if orders else (f"{len(neighbours)}-coordinate", 1.0)
+        out.append(Environment(structure[i].specie.symbol, anions, len(neighbours), geometry, float(order),
+                               len(members)))
+    return out
+
+
+@dataclass
+class ReferenceEnvironments:
+    """How many reference phases show each cation environment (Counter per (cation, anions) pair)."""
+    phases: dict[tuple[str, str], int] = field(default_factory=Counter)  # (cation, anions) -> phases with it
+    shown: dict[tuple[str, str, int, str], int] = field(default_factory=Counter)  # environment key -> phases
+    cns: dict[tuple[str, str], set[int]] = field(default_factory=lambda: defaultdict(set))
+
+    @classmethod
+    def of(cls, environments_per_phase: Iterable[list[Environment]]) -> ReferenceEnvironments:
+        ref = cls()
+        for envs in environments_per_phase:
+            for pair in {(e.cation, e.anions) for e in envs}:
+                ref.phases[pair] += 1
+            for key in {e.key for e in envs}:
+                ref.shown[key] += 1
+            for e in envs:
+                ref.cns[(e.cation, e.anions)].add(e.cn)
+        return ref
+
+    def typicality(self, env: Environment) -> float:
+        """Fraction of the reference phases with ``env``'s (cation, anions) pair that show ``env``; NaN when no
+        reference phase has the pair."""
+        n = self.phases.get((env.cation, env.anions), 0)
+        return self.shown.get(env.key, 0) / n if n else float("nan")
+
+
+@dataclass
+class CoordinationVerdict:
+    score: float  # lowest typicality over the cation sites (NaN: no reference has any of its pairs)
+    flags: list[str]
+    summary: str  # every environment, "Li-O 4-fold tetrahedral x8; ..."
+
+
+def judge_coordination(envs: list[Environment], reference: ReferenceEnvironments, min_typicality: float,
+                       cn_gap: int) -> CoordinationVerdict:
+    """Flags: square-planar Li; trigonal-planar Li among halides; a cation whose coordination number differs by
+    ``cn_gap`` or more from every one its (cation, anions) pair has in the references; an environment shown by
+    fewer than ``min_typicality`` of the reference phases with its pair."""
+    flags: list[str] = []
+    typical = []
+    for e in envs:
+        if e.cation == "Li" and e.cn == 4 and e.geometry == "square co-planar":
+            flags.append(f"square-planar Li ({e.anions}, order {e.order:.2f})")
+        if e.cation == "Li" and e.cn == 3 and e.geometry == "trigonal planar" and set(e.anions.split(",")) & HALOGENS:
+            flags.append(f"trigonal-planar Li with halide ({e.anions}, order {e.order:.2f})")
+        ref_cns = reference.cns.get((e.cation, e.anions))
+        if ref_cns and min(abs(e.cn - c) for c in ref_cns) >= cn_gap:
+            flags.append(f"{e.cation}-{e.anions} CN {e.cn}, references {'/'.join(map(str, sorted(ref_cns)))}")
+        t = reference.typicality(e)
+        typical.append(t)
+        if not math.isnan(t) and t < min_typicality:
+            flags.append(f"{e.label()} in {t:.0%} of the reference phases with {e.cation}-{e.anions}")
+    known = [t for t in typical if not math.isnan(t)]
+    summary = "; ".join(f"{e.label()} x{e.multiplicity}" for e in envs)
+    return CoordinationVerdict(min(known) if known else float("nan"), list(dict.fromkeys(flags)), summary)

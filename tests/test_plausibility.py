@@ -1,0 +1,96 @@
+"""Crystal-chemistry filters (issue 18): built implausible Li environments are flagged, relaxed references are not."""
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+from pymatgen.analysis.phase_diagram import PhaseDiagram
+from pymatgen.core import Composition, Lattice, Structure
+from pymatgen.entries.computed_entries import ComputedEntry
+
+from engine.bond_valence import bond_valences, with_oxidation_states
+from engine.builtin_phases import BUILTIN
+from engine.coordination import cation_environments
+from engine.fire import RelaxSettings, relax
+from engine.models import load_model
+from engine.plausibility import PlausibilitySettings, judge, reference_environments
+from engine.rows import Status
+from engine.tie_lines import tie_line
+
+from .conftest import ROOT
+from .implausible_structures import li2so4_square_planar, li3mgf5_trigonal
+
+ELEMENTS = {"Li", "F", "O", "Cl", "Y", "Mg", "S"}
+
+
+@pytest.fixture(scope="module")
+def reference():
+    """Environments of the built-in phases of the elements above (as built, not relaxed)."""
+    phases = {p.id: p.build() for p in BUILTIN if len(p.elements) > 1 and p.elements <= ELEMENTS}
+    return reference_environments(phases)
+
+
+@pytest.fixture(scope="module")
+def relaxed_references():
+    """LiF, Li2O and Li3YCl6 relaxed with SevenNet-0 (cell and positions)."""
+    wanted = ("builtin:LiF-rocksalt", "builtin:Li2O-antifluorite", "builtin:Li3YCl6-P-3m1")
+    built = [next(p for p in BUILTIN if p.id == w).build() for w in wanted]
+    loaded = load_model(OmegaConf.load(ROOT / "conf/model/sevennet_0.yaml"), "cpu")
+    rows = []
+    relax(built, list(wanted), loaded, RelaxSettings(max_steps=300), rows.extend)
+    assert all(r.status == Status.PASS for r in rows), [(r.id, r.reason) for r in rows]
+    return {r.id: r.structure.to_structure() if hasattr(r.structure, "to_structure") else r.structure for r in rows}
+
+
+def test_the_built_structures_have_the_environments_they_are_built_for():
+    envs = {e.cation: e for e in cation_environments(with_oxidation_states(li2so4_square_planar()))}
+    assert (envs["Li"].cn, envs["Li"].geometry, envs["S"].geometry) == (4, "square co-planar", "tetrahedral")
+    assert envs["Li"].order > 0.95
+    li = [e for e in cation_environments(with_oxidation_states(li3mgf5_trigonal())) if e.cation == "Li"]
+    assert li and all((e.cn, e.geometry, e.anions) == (3, "trigonal planar", "F") for e in li)
+
+
+@pytest.mark.parametrize("build, flag", [(li2so4_square_planar, "square-planar Li (O"),
+                                         (li3mgf5_trigonal, "trigonal-planar Li with halide (F")])
+def test_implausible_li_environments_are_flagged(reference, build, flag):
+    row = judge("x", build(), PlausibilitySettings(), reference, None)
+    assert row.status == Status.PASS and row.coordination_verdict == "flag"  # flag only by default
+    assert flag in row.coordination_reason and flag in row.reason
+    rejected = judge("x", build(), PlausibilitySettings(coordination="reject"), reference, None)
+    assert rejected.status == Status.FAIL and flag in rejected.reason
+
+
+def test_relaxed_references_are_not_flagged(reference, relaxed_references):
+    for pid, s in relaxed_references.items():
+        row = judge(pid, s, PlausibilitySettings(), reference, None)
+        assert row.coordination_verdict == "ok" and row.bond_valence_verdict == "ok", (pid, row)
+        assert row.coordination_score >= 0.5 and row.gii < 0.2, (pid, row.coordination_score, row.gii)  # Li2O2: octahedral Li-O
+        assert row.status == Status.PASS and row.reason == ""
+
+
+def test_bond_valence_sums_of_rock_salt_lif_follow_the_iucr_parameters():
+    # Li+-F- in the IUCr table: R0 = 1.360 Å, B = 0.37 Å; six bonds of a/2 in rock salt
+    a = 4.0
+    lif = Structure.from_spacegroup("Fm-3m", Lattice.cubic(a), ["Li", "F"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    bv = bond_valences(with_oxidation_states(lif), cutoff=2.5)
+    expected = 6 * np.exp((1.360 - a / 2) / 0.37)
+    assert np.allclose(bv.bvs[bv.valence > 0], expected, rtol=1e-3)
+    assert np.allclose(bv.bvs[bv.valence < 0], -expected, rtol=1e-3)
+    assert bv.gii == pytest.approx(abs(expected - 1), rel=1e-3)
+
+
+def _entries(energies: dict[str, float]) -> list[ComputedEntry]:
+    return [ComputedEntry(Composition(f), e * Composition(f).num_atoms) for f, e in energies.items()]
+
+
+def test_a_composition_on_a_tie_line_above_the_hull_is_flagged():
+    pd = PhaseDiagram(_entries({"Li": 0.0, "Mg": 0.0, "F2": 0.0, "LiF": -3.0, "MgF2": -3.5}))
+    assert tie_line(pd, Composition("Li3MgF5")) == ("LiF", "MgF2")
+    assert tie_line(pd, Composition("Li2MgF3")) is None  # off the join: three products
+    row = judge("x", li3mgf5_trigonal(), PlausibilitySettings(coordination="off", bond_valence="off"), None,
+                (pd, 0.02))
+    assert row.tie_line == "LiF + MgF2" and row.tie_line_verdict == "flag" and "phase-separate" in row.reason
+    assert row.coordination_verdict == "" and row.status == Status.PASS
+    reject = PlausibilitySettings(coordination="off", bond_valence="off", tie_line="reject")
+    on_hull = judge("x", li3mgf5_trigonal(), reject, None, (pd, -0.01))
+    assert on_hull.tie_line_verdict == "ok" and on_hull.status == Status.PASS
+    assert judge("x", li3mgf5_trigonal(), reject, None, (pd, 0.02)).status == Status.FAIL
