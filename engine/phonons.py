@@ -92,7 +92,7 @@ def plan(cid: str, structure: Structure, settings: PhononSettings) -> PhononJob:
     unit = PhonopyAtoms(symbols=[s.specie.symbol for s in structure], cell=structure.lattice.matrix,
                         scaled_positions=structure.frac_coords)
     reps = supercell_reps(structure, settings.min_width, settings.max_supercell_atoms)
-    phonon = Phonopy(unit, supercell_matrix=np.diag(reps), primitive_matrix=None, symprec=settings.symprec)
+    phonon = Phonopy(unit, supercell_matrix=np.diag(reps), primitive_matrix="P", symprec=settings.symprec)
     phonon.generate_displacements(distance=settings.displacement)
     return PhononJob(cid, phonon, reps)
 
