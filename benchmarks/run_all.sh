@@ -35,4 +35,6 @@ if [ -d "$MATGL/TensorNet-MatPES-PBE-v2025.1-PES" ]; then
       --model-path "$MATGL/TensorNet-MatPES-PBE-v2025.1-PES"
 fi
 run benchmarks/bench_thermo.py
+if [ "$QUICK" = 1 ]; then run benchmarks/bench_phonons.py --device "$DEVICE" --n 4; else
+  run benchmarks/bench_phonons.py --device "$DEVICE" --repeats "$REPEATS"; fi
 echo "results in ${BENCH_RESULTS:-benchmarks/results}"

@@ -28,19 +28,24 @@ class NoOxidationStatesError(ValueError):
 
 def with_oxidation_states(structure: Structure) -> Structure:
     """``structure`` with oxidation states: pymatgen's ``BVAnalyzer`` (from the bond valences), else the most
-    probable charge-balanced guess from the composition (``Composition.oxi_state_guesses``)."""
+    probable charge-balanced guess from the composition (``Composition.oxi_state_guesses``). Raises
+    :class:`NoOxidationStatesError` when there is none, or no cation–anion pair (an intermetallic)."""
     if all(getattr(sp, "oxi_state", None) is not None for sp in structure.species):
-        return structure
-    try:
-        return BVAnalyzer().get_oxi_state_decorated_structure(structure)
-    except ValueError:
-        guesses = structure.composition.oxi_state_guesses(max_sites=-50)
-        if not guesses:
-            raise NoOxidationStatesError(f"no charge-balanced oxidation states for "
-                                         f"{structure.composition.reduced_formula}") from None
-        decorated = structure.copy()
-        decorated.add_oxidation_state_by_element(guesses[0])
-        return decorated
+        decorated = structure
+    else:
+        try:
+            decorated = BVAnalyzer().get_oxi_state_decorated_structure(structure)
+        except ValueError:
+            guesses = structure.composition.oxi_state_guesses(max_sites=-50)
+            if not guesses:
+                raise NoOxidationStatesError(f"no charge-balanced oxidation states for "
+                                             f"{structure.composition.reduced_formula}") from None
+            decorated = structure.copy()
+            decorated.add_oxidation_state_by_element(guesses[0])
+    states = [sp.oxi_state for sp in decorated.species]
+    if not (max(states) > 0 > min(states)):
+        raise NoOxidationStatesError(f"no cation-anion pair in {structure.composition.reduced_formula}")
+    return decorated
 
 
 @cache

@@ -8,9 +8,9 @@ structure order parameter (Zimmermann & Jain, RSC Adv. 10, 6063 (2020); pymatgen
 
 The reference distribution counts, for each (cation, anions) pair, the reference phases in which each
 (coordination number, geometry) occurs. A candidate site's *typicality* is the fraction of the reference phases with
-its (cation, anions) pair that show its environment; the candidate's coordination score is the lowest typicality
-over its cation sites (1: every site has an environment every reference shows; 0: one site has an environment no
-reference shows).
+its (cation, anions) pair that show its environment; the candidate's coordination score is the mean typicality of
+its cation sites, weighted by their multiplicity (1: every site has an environment every reference with its pair
+shows; 0: no site has an environment any reference shows).
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ class ReferenceEnvironments:
 
 @dataclass
 class CoordinationVerdict:
-    score: float  # lowest typicality over the cation sites (NaN: no reference has any of its pairs)
+    score: float  # multiplicity-weighted mean typicality of the cation sites (NaN: no reference has any of its pairs)
     flags: list[str]
     summary: str  # every environment, "Li-O 4-fold tetrahedral x8; ..."
 
@@ -121,6 +121,7 @@ def judge_coordination(envs: list[Environment], reference: ReferenceEnvironments
         typical.append(t)
         if not math.isnan(t) and t < min_typicality:
             flags.append(f"{e.label()} in {t:.0%} of the reference phases with {e.cation}-{e.anions}")
-    known = [t for t in typical if not math.isnan(t)]
+    known = [(t, e.multiplicity) for t, e in zip(typical, envs) if not math.isnan(t)]
+    score = sum(t * m for t, m in known) / sum(m for _, m in known) if known else float("nan")
     summary = "; ".join(f"{e.label()} x{e.multiplicity}" for e in envs)
-    return CoordinationVerdict(min(known) if known else float("nan"), list(dict.fromkeys(flags)), summary)
+    return CoordinationVerdict(score, list(dict.fromkeys(flags)), summary)

@@ -46,7 +46,7 @@ class PhononSettings:
     imaginary_threshold: float = -0.5  # THz; a (non-acoustic) mode below it is imaginary
     symprec: float = 1e-3  # Å, phonopy's symmetry tolerance (relaxed structures are symmetric to about fmax/k)
     max_atoms_per_batch: int | None = None  # None: cpu_atoms_per_batch on a CPU, torch-sim's estimate on CUDA
-    cpu_atoms_per_batch: int = 1000
+    cpu_atoms_per_batch: int = 128  # on a CPU a model call costs more per atom as it grows (page faults): keep it small
 
 
 @dataclass

@@ -6,7 +6,7 @@ score, a verdict ("ok", "flag", "n/a") and a reason in the row, and each with it
 ``conf/plausibility/`` ("flag": the candidate goes on, flagged; "reject": it fails here; "off"):
 
 - coordination (:mod:`engine.coordination`): the environment of every cation site against those the run's relaxed
-  reference phases show; score = the lowest typicality over the sites;
+  reference phases show; score = the sites' mean typicality;
 - bond valence (:mod:`engine.bond_valence`): global instability index (GII) [v.u.]; flagged above ``gii_max``;
 - tie line (:mod:`engine.tie_lines`): a candidate above the reference hull whose decomposition is two phases;
   score = its E_hull [eV/atom].
@@ -52,7 +52,7 @@ class PlausibilitySettings:
 class PlausibilityRow(Row):
     """One candidate's crystal-chemistry verdicts."""
     environments: str = ""  # every cation environment, "Li-O 4-fold tetrahedral x8; ..."
-    coordination_score: float = NAN  # 0-1, the least typical cation site's typicality
+    coordination_score: float = NAN  # 0-1, mean typicality of the cation sites (multiplicity-weighted)
     coordination_verdict: str = ""  # ok | flag | n/a (every filter)
     coordination_reason: str = ""
     gii: float = NAN  # v.u., global instability index

@@ -68,6 +68,9 @@ def coating_rows(store: ResultStore, kind: str) -> list[dict]:
     relaxed = (store.structures("relax", [i for i, f in flag.items() if f])
                if store.has("relax") and store.exists("relax/structure") else {})
     pes_status = store.column_by_id("pes", "status")
+    verdicts = {f: store.column_by_id("plausibility", f"{f}_verdict") for f in ("coordination", "bond_valence", "tie_line")}
+    judged = store.column_by_id("plausibility", "status")
+    phonons = store.column_by_id("phonons", "verdict")
     md = {k: store.column_by_id("md", k) for k in ("sigma_room", "sigma_room_sem", "status")}
     rows = []
     for cid, ok in flag.items():
@@ -76,6 +79,9 @@ def coating_rows(store: ResultStore, kind: str) -> list[dict]:
         rows.append({"id": cid, "formula": formula.get(cid, ""),
                      "spacegroup": spacegroup_number(relaxed[cid]) if cid in relaxed else 0,
                      **{k: float(v[cid]) for k, v in cols.items()},
+                     "flags": (", ".join(f.replace("_", " ") for f, v in verdicts.items() if v.get(cid) == "flag")
+                               or "none") if cid in judged else "",
+                     "phonons": str(phonons.get(cid, "")),
                      "pes": str(pes_status.get(cid, "")), "md": str(md["status"].get(cid, "")),
                      "sigma_room": float(md["sigma_room"].get(cid, np.nan)),
                      "sigma_room_sem": float(md["sigma_room_sem"].get(cid, np.nan))})
@@ -114,14 +120,15 @@ def markdown(store: ResultStore, steps: list[FunnelStep], anode: list[dict], cat
         rxn_heads = " | ".join({"e_rxn_electrolyte": "E_rxn electrolyte (eV/atom)",
                                 "e_rxn_cathode": "E_rxn cathode (eV/atom)"}[k] for k in rxn)
         lines += ["", f"## {title}", "",
-                  (f"| id | formula | SG | E_hull (eV/atom) | E_red (V) | E_ox (V) | {rxn_heads} | PES | MD | "
-                   "σ(300 K) (S/cm) |"), "|" + "---|" * (9 + len(rxn))]
+                  (f"| id | formula | SG | E_hull (eV/atom) | E_red (V) | E_ox (V) | {rxn_heads} | plausibility flags "
+                   "| phonons | PES | MD | σ(300 K) (S/cm) |"), "|" + "---|" * (11 + len(rxn))]
         if not rows:
-            lines.append("| none |" + " |" * (8 + len(rxn)))
+            lines.append("| none |" + " |" * (10 + len(rxn)))
         for r in rows:
             rxn_vals = " | ".join(_num(r[k], ".3f") for k in rxn)
             lines.append(f"| {r['id']} | {r['formula']} | {r['spacegroup'] or '–'} | {_num(r['e_hull'], '.3f')} | "
-                         f"{_num(r['e_red'], '.2f')} | {_num(r['e_ox'], '.2f')} | {rxn_vals} | {r['pes'] or '–'} | "
+                         f"{_num(r['e_red'], '.2f')} | {_num(r['e_ox'], '.2f')} | {rxn_vals} | {r['flags'] or '–'} | "
+                         f"{r['phonons'] or '–'} | {r['pes'] or '–'} | "
                          f"{r['md'] or '–'} | {_sigma(r['sigma_room'], r['sigma_room_sem'])} |")
     if below:
         lines += ["", "## Below the reference hull (not judged)", "",

@@ -62,7 +62,7 @@ def test_lif_is_stable_and_cubic_batio3_has_an_unstable_polar_mode(sevennet, rel
 
 
 def test_batch_size_does_not_change_the_frequencies(sevennet, relaxed):
-    wide, _, budget = phonon_rows(relaxed, sevennet, PhononSettings(cpu_atoms_per_batch=1000))
+    wide, _, budget = phonon_rows(relaxed, sevennet, PhononSettings(cpu_atoms_per_batch=1000))  # all in one call
     narrow, _, small = phonon_rows(relaxed, sevennet, PhononSettings(max_atoms_per_batch=1))
     assert budget.atoms == 1000 and small.atoms == 54  # one supercell per model call (the largest has 54 atoms)
     for a, b in zip(wide, narrow):

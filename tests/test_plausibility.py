@@ -55,6 +55,7 @@ def test_implausible_li_environments_are_flagged(reference, build, flag):
     row = judge("x", build(), PlausibilitySettings(), reference, None)
     assert row.status == Status.PASS and row.coordination_verdict == "flag"  # flag only by default
     assert flag in row.coordination_reason and flag in row.reason
+    assert row.coordination_score == 0.0  # no reference phase shows these Li environments
     rejected = judge("x", build(), PlausibilitySettings(coordination="reject"), reference, None)
     assert rejected.status == Status.FAIL and flag in rejected.reason
 
@@ -94,3 +95,10 @@ def test_a_composition_on_a_tie_line_above_the_hull_is_flagged():
     on_hull = judge("x", li3mgf5_trigonal(), reject, None, (pd, -0.01))
     assert on_hull.tie_line_verdict == "ok" and on_hull.status == Status.PASS
     assert judge("x", li3mgf5_trigonal(), reject, None, (pd, 0.02)).status == Status.FAIL
+
+
+def test_an_intermetallic_is_not_judged_by_ionic_filters(reference):
+    lial = Structure.from_spacegroup("Fd-3m", Lattice.cubic(6.37), ["Li", "Al"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    row = judge("x", lial, PlausibilitySettings(), reference, None)
+    assert row.coordination_verdict == row.bond_valence_verdict == "n/a" and row.status == Status.PASS
+    assert "LiAl" in row.coordination_reason and np.isnan(row.gii)
