@@ -193,11 +193,13 @@ def analyse(job: PhononJob, settings: PhononSettings) -> PhononRow:
     row.min_frequency, row.q_min = float(masked[q, band]), np.asarray(qpoints[q], float)
     row.n_imaginary = int((masked < settings.imaginary_threshold).sum())
     row.verdict = "unstable" if row.n_imaginary else "stable"
+    lowest = f"lowest {row.min_frequency:.2f} THz at q = ({', '.join(f'{x:g}' for x in row.q_min)})"
     if row.n_imaginary:
-        row.reason = (f"{row.n_imaginary} imaginary mode(s) below {settings.imaginary_threshold} THz, lowest "
-                      f"{row.min_frequency:.2f} THz at q = ({', '.join(f'{x:g}' for x in row.q_min)})")
+        row.reason = f"{row.n_imaginary} imaginary mode(s) below {settings.imaginary_threshold} THz, {lowest}"
         if settings.action == "reject":
             row.status = Status.FAIL
+    else:
+        row.reason = f"no mode below {settings.imaginary_threshold} THz; {lowest}"
     return row
 
 

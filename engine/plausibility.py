@@ -15,6 +15,7 @@ score, a verdict ("ok", "flag", "n/a") and a reason in the row, and each with it
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 
 from pymatgen.core import Composition, Structure
@@ -94,7 +95,8 @@ def judge(cid: str, structure: Structure, cfg: PlausibilitySettings, reference: 
             v = judge_coordination(envs, reference, cfg.min_typicality, cfg.cn_gap)
             row.environments, row.coordination_score = v.summary, v.score
             row.coordination_verdict = "flag" if v.flags else "ok"
-            row.coordination_reason = "; ".join(v.flags)
+            row.coordination_reason = "; ".join(v.flags) or (f"no flag; mean typicality {v.score:.2f}" if not math.isnan(v.score)
+                                                              else "no flag; no reference with these pairs")
     if cfg.bond_valence != "off":
         if decorated is None:
             row.bond_valence_verdict, row.bond_valence_reason = "n/a", problem
@@ -103,8 +105,8 @@ def judge(cid: str, structure: Structure, cfg: PlausibilitySettings, reference: 
             row.gii, row.bvs_max_deviation = bv.gii, bv.max_deviation
             bad = bv.gii > cfg.gii_max
             row.bond_valence_verdict = "flag" if bad else "ok"
-            row.bond_valence_reason = (f"GII {bv.gii:.2f} > {cfg.gii_max} v.u. (worst site {bv.worst_site}, "
-                                       f"|BVS - V| {bv.max_deviation:.2f})" if bad else "")
+            row.bond_valence_reason = (f"GII {bv.gii:.2f} {'>' if bad else '<='} {cfg.gii_max} v.u. (worst site "
+                                       f"{bv.worst_site}, |BVS - V| {bv.max_deviation:.2f})")
     if cfg.tie_line != "off":
         if hull is None:
             row.tie_line_verdict, row.tie_line_reason = "n/a", "no thermo row"
@@ -116,7 +118,8 @@ def judge(cid: str, structure: Structure, cfg: PlausibilitySettings, reference: 
             bad = pair is not None and e_hull > cfg.tie_line_e_hull_min
             row.tie_line_verdict = "flag" if bad else "ok"
             row.tie_line_reason = (f"on the {row.tie_line} tie line, {e_hull:.3f} eV/atom above the hull: expected to "
-                                   f"phase-separate" if bad else "")
+                                   f"phase-separate" if bad else f"on the {row.tie_line} tie line, on or below the hull"
+                                   if pair else "decomposes into more than two phases")
     rejected = [f for f in FILTERS if getattr(cfg, f) == "reject" and getattr(row, f"{f}_verdict") == "flag"]
     flagged = [getattr(row, f"{f}_reason") for f in FILTERS if getattr(row, f"{f}_verdict") == "flag"]
     if rejected:

@@ -44,7 +44,9 @@ def test_funnel_counts_are_cumulative_and_the_files_are_written(tmp_path):
     assert [(s.criterion.split(" ")[0], s.passed) for s in steps] == [
         ("candidates", 6), ("valid:", 5), ("E_g", 4), ("unique", 3), ("novel", 2), ("relaxed", 2),
         ("unique", None),  # relaxed_novelty: configured (a default stage) but not in this file: "stage not run"
-        ("E_hull", 1), ("not", 1), ("anode", 1), ("Li", 1), ("MD:", 1)]
+        ("E_hull", 1), ("not", 1), ("anode", 1),
+        ("typical", None), ("GII", None), ("not", None), ("no", None),  # plausibility and phonons: not in this file
+        ("Li", 1), ("MD:", 1)]
     paths = write_report(run)
     text = paths["report"].read_text()
     assert "| c4 | Li3YCl6 |" in text and "3.00e-04 ± 5.0e-05" in text  # the AC table row with σ(300 K)
