@@ -95,8 +95,8 @@ def judge(cid: str, structure: Structure, cfg: PlausibilitySettings, reference: 
             v = judge_coordination(envs, reference, cfg.min_typicality, cfg.cn_gap)
             row.environments, row.coordination_score = v.summary, v.score
             row.coordination_verdict = "flag" if v.flags else "ok"
-            row.coordination_reason = "; ".join(v.flags) or (f"no flag; mean typicality {v.score:.2f}" if not math.isnan(v.score)
-                                                              else "no flag; no reference with these pairs")
+            typical = f"mean typicality {v.score:.2f}" if not math.isnan(v.score) else "no reference with these pairs"
+            row.coordination_reason = "; ".join(v.flags) or f"no flag; {typical}"
     if cfg.bond_valence != "off":
         if decorated is None:
             row.bond_valence_verdict, row.bond_valence_reason = "n/a", problem
