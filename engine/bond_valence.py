@@ -104,5 +104,5 @@ def bond_valences(structure: Structure, cutoff: float = 4.0) -> BondValences:
         r0, b = bond_valence_parameters(symbols[cat], round(valence[cat]), symbols[an], round(valence[an]))
         bvs[i] += np.sign(valence[i]) * math.exp((r0 - d) / b)
     dev = np.abs(np.abs(bvs) - np.abs(valence))
-    worst = int(np.argmax(dev))
+    worst = int(np.flatnonzero(dev >= dev.max() - 1e-3)[0])  # the first of the sites that tie up to noise
     return BondValences(bvs, valence, f"{structure[worst].specie.symbol}{worst}")

@@ -189,8 +189,10 @@ def analyse(job: PhononJob, settings: PhononSettings) -> PhononRow:
     keep[gamma, np.argsort(np.abs(freqs[gamma]))[:3]] = False  # acoustic modes at Γ
     masked = np.where(keep, freqs, np.inf)
     row.min_frequency_gamma = float(masked[gamma].min()) if keep[gamma].any() else NAN
-    q, band = np.unravel_index(np.argmin(masked), masked.shape)
-    row.min_frequency, row.q_min = float(masked[q, band]), np.asarray(qpoints[q], float)
+    lowest_per_q = masked.min(axis=1)
+    # symmetry-equivalent q-points share their lowest mode up to float noise: take the first within 1e-3 THz
+    q = int(np.flatnonzero(lowest_per_q <= lowest_per_q.min() + 1e-3)[0])
+    row.min_frequency, row.q_min = float(lowest_per_q.min()), np.asarray(qpoints[q], float)
     row.n_imaginary = int((masked < settings.imaginary_threshold).sum())
     row.verdict = "unstable" if row.n_imaginary else "stable"
     lowest = f"lowest {row.min_frequency:.2f} THz at q = ({', '.join(f'{x:g}' for x in row.q_min)})"
