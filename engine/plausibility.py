@@ -119,7 +119,7 @@ def judge(cid: str, structure: Structure, cfg: PlausibilitySettings, reference: 
             row.tie_line_verdict = "flag" if bad else "ok"
             row.tie_line_reason = (f"on the {row.tie_line} tie line, {e_hull:.3f} eV/atom above the hull: expected to "
                                    f"phase-separate" if bad else f"on the {row.tie_line} tie line, on or below the hull"
-                                   if pair else "decomposes into more than two phases")
+                                   if pair else "not between exactly two hull phases")
     rejected = [f for f in FILTERS if getattr(cfg, f) == "reject" and getattr(row, f"{f}_verdict") == "flag"]
     flagged = [getattr(row, f"{f}_reason") for f in FILTERS if getattr(row, f"{f}_verdict") == "flag"]
     if rejected:
