@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -35,10 +36,16 @@ log = logging.getLogger(__name__)
 STAGE = "phonons"
 
 
+class PhononAction(StrEnum):
+    """What an unstable candidate gets; an unknown value stops the run before any work."""
+    flag = "flag"  # it goes on, flagged
+    reject = "reject"  # it fails here
+
+
 @dataclass
 class PhononSettings:
     """``conf/phonons/``: finite-displacement phonons with the uMLIP."""
-    action: str = "reject"  # reject | flag: what an unstable candidate gets
+    action: PhononAction = PhononAction.reject
     model: Any = None  # null: the run's model; or a name in conf/model/, or a model config
     displacement: float = 0.01  # Å
     min_width: float = 6.0  # Å, perpendicular widths of the supercell (sets the commensurate q-grid)
@@ -103,8 +110,8 @@ def _crystals(cells: list[PhonopyAtoms]) -> Crystals:
                     np.ones((len(cells), 3), bool))
 
 
-def evaluate_forces(jobs: list[PhononJob], loaded: LoadedModel, budget: int | None | AtomBudget,
-                    cpu_atoms: int = 1000, progress=None) -> AtomBudget | None:
+def evaluate_forces(jobs: list[PhononJob], loaded: LoadedModel, budget: int | None | AtomBudget, cpu_atoms: int,
+                    progress=None) -> AtomBudget | None:
     """Forces [eV/Å] of every supercell of every job, as batched states of at most the atom budget: all the
     candidates' supercells in one queue. Out of memory: the budget halves and the batch is cut again; another failure
     of a batch is retried job by job, and a job that still fails gets the model's error."""
@@ -227,8 +234,6 @@ def phonon_rows(structures: dict[str, Structure], loaded: LoadedModel, settings:
 
 def run_stage(run) -> None:
     settings: PhononSettings = run.settings(STAGE)
-    if settings.action not in ("flag", "reject"):
-        raise ValueError(f"phonons.action: {settings.action!r} is not flag or reject")
     todo = run.pending(STAGE)
     if not todo:
         return

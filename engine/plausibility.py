@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
+from enum import StrEnum
 
 from pymatgen.core import Composition, Structure
 
@@ -30,17 +31,23 @@ from engine.tie_lines import tie_line
 
 log = logging.getLogger(__name__)
 STAGE = "plausibility"
-ACTIONS = ("flag", "reject", "off")
 FILTERS = ("coordination", "bond_valence", "tie_line")
+
+
+class FilterAction(StrEnum):
+    """What a filter does with a flagged candidate; an unknown value stops the run before any work."""
+    flag = "flag"  # the candidate goes on, flagged
+    reject = "reject"  # it fails here
+    off = "off"  # the filter does not run
 
 
 @dataclass
 class PlausibilitySettings:
     """``conf/plausibility/``: what each filter does with a flagged candidate (flag | reject | off), and its
     thresholds."""
-    coordination: str = "flag"
-    bond_valence: str = "flag"
-    tie_line: str = "flag"
+    coordination: FilterAction = FilterAction.flag
+    bond_valence: FilterAction = FilterAction.flag
+    tie_line: FilterAction = FilterAction.flag
     min_typicality: float = 0.0  # flag an environment shown by fewer than this fraction of the references with its pair
     cn_gap: int = 2  # flag a cation whose CN is this far from every CN of its (cation, anions) pair in the references
     gii_max: float = 0.5  # v.u.; relaxed built-in references: median 0.14, 90 % below 0.33
@@ -138,7 +145,7 @@ def _hulls(run, todo: list[str]) -> dict[str, tuple]:
     hulls = Hulls(stored_references(store))
     out = {}
     for cid in todo:
-        if cid in e_hull and e_hull[cid] == e_hull[cid]:
+        if cid in e_hull and not math.isnan(e_hull[cid]):
             try:
                 out[cid] = (hulls[chemsys(Composition(formula[cid]))], float(e_hull[cid]))
             except MissingReferencesError:
@@ -148,9 +155,6 @@ def _hulls(run, todo: list[str]) -> dict[str, tuple]:
 
 def run_stage(run) -> None:
     cfg: PlausibilitySettings = run.settings(STAGE)
-    for f in FILTERS:
-        if getattr(cfg, f) not in ACTIONS:
-            raise ValueError(f"plausibility.{f}: {getattr(cfg, f)!r} is not one of {', '.join(ACTIONS)}")
     todo = run.pending(STAGE)
     if not todo:
         return

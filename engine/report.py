@@ -27,6 +27,7 @@ from engine.config import ScreenConfig, from_stored
 from engine.criteria import CoatingCriteria
 from engine.md_protocol import MdSettings
 from engine.merge import merge
+from engine.plausibility import FILTERS as PLAUSIBILITY_FILTERS
 from engine.stages import STAGES
 from engine.store import ResultStore
 from engine.structures import spacegroup_number
@@ -68,7 +69,7 @@ def coating_rows(store: ResultStore, kind: str) -> list[dict]:
     relaxed = (store.structures("relax", [i for i, f in flag.items() if f])
                if store.has("relax") and store.exists("relax/structure") else {})
     pes_status = store.column_by_id("pes", "status")
-    verdicts = {f: store.column_by_id("plausibility", f"{f}_verdict") for f in ("coordination", "bond_valence", "tie_line")}
+    verdicts = {f: store.column_by_id("plausibility", f"{f}_verdict") for f in PLAUSIBILITY_FILTERS}
     judged = store.column_by_id("plausibility", "status")
     phonons = store.column_by_id("phonons", "verdict")
     md = {k: store.column_by_id("md", k) for k in ("sigma_room", "sigma_room_sem", "status")}

@@ -96,3 +96,10 @@ def test_a_run_resumes_with_other_batch_sizes_but_not_other_physics(tmp_path):
         check_resumable(store, smaller)
         with pytest.raises(SystemExit, match="different relax settings"):
             check_resumable(store, other)
+
+
+def test_an_unknown_filter_action_stops_the_run_naming_the_values(tmp_path):
+    out = tmp_path / "never.h5"
+    text = screen_fails("plausibility.coordination=maybe", f"output={out}")
+    assert "Invalid value 'maybe', expected one of [flag, reject, off]" in text
+    assert not out.exists()
