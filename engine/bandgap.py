@@ -1,31 +1,35 @@
-"""Band-gap filter stage: a coating must be an electronic insulator, so candidates whose predicted gap
-E_g [eV] is not above ``threshold`` (0.5 eV in the reference pipeline) fail.
+"""Band-gap filter stage: a coating must be an electronic insulator, so candidates whose predicted gap E_g [eV] is
+not above ``threshold`` (0.5 eV in the reference pipeline) fail.
 
-The default predictor is matgl's multi-fidelity MEGNet band-gap regressor MEGNet-MP-2019.4.1-BandGap-mfi (Chen,
-Zuo, Ye, Li & Ong, Nat. Comput. Sci. 1, 46 (2021)) at its PBE fidelity, evaluated on batched graphs. The predictor
-is pluggable: ``bandgap.predictor`` names ``megnet`` or a ``package.module:factory`` called as
-``factory(cfg, device)`` that returns an object with ``name`` and ``predict(structures) -> E_g [eV]``.
+E_g comes from a committee of predictors (:mod:`engine.bandgap_models`): by default matgl's multi-fidelity MEGNet at
+its PBE fidelity (structure-based, trained on Materials Project PBE gaps) and BandGap-ml's composition model (trained
+on experimental gaps). Their errors are of different kinds — a graph network that has not seen the structure type, a
+composition model blind to polymorphs — so the default rule rejects a candidate only when every member predicts
+E_g <= threshold (``rule: agree_below``); ``majority`` and ``all_above`` are stricter. Each row records every
+member's E_g, their spread and which member decided. ``bandgap.members`` may name a ``package.module:factory``
+called as ``factory(cfg, device)`` that returns an object with ``name`` and ``predict(structures) -> E_g [eV]``
+(``bandgap.predictor=...`` runs such a model alone).
 
-MEGNet's weights ship with the engine (``engine/models/weights/matgl/``), so a fresh clone evaluates E_g offline;
-``bandgap.path`` points at another local copy. With ``required: false`` a run whose model cannot be loaded records
-every candidate as passing with the reason "E_g not evaluated", visible in the funnel, instead of stopping.
+The weights of both members ship (MEGNet in ``engine/models/weights/matgl/``, BandGap-ml in its package), so a fresh
+clone evaluates E_g offline. With ``required: false`` a member that cannot be loaded is left out with a warning;
+without any member every candidate passes with the reason "E_g not evaluated", visible in the funnel.
 """
 
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Protocol
 
 import numpy as np
-import torch
 from pymatgen.core import Structure
 
-from engine.models import ModelUnavailableError, sha256_of
-from engine.models.matgl import load_matgl, shipped_folder
+from engine.bandgap_models import CompositionBandGap, MegnetBandGap
+from engine.models import ModelUnavailableError
 from engine.rows import NAN, Row, Status
 from engine.structures import short_error
 
@@ -33,23 +37,36 @@ log = logging.getLogger(__name__)
 NOT_EVALUATED = "E_g not evaluated"
 
 
+class CommitteeRule(StrEnum):
+    """How the members' E_g become the committee's verdict; an unknown value stops the run before any work."""
+    agree_below = "agree_below"  # fail only when every member predicts E_g <= threshold
+    majority = "majority"  # fail when at least half of the members predict E_g <= threshold
+    all_above = "all_above"  # pass only when every member predicts E_g > threshold
+
+
 @dataclass
 class BandGapSettings:
     """The band-gap filter (``conf/bandgap/``); reference pipeline: E_g > 0.5 eV."""
-    predictor: str = "megnet"  # megnet | package.module:factory (called as factory(cfg, device))
+    members: list[str] = field(default_factory=lambda: ["megnet", "composition"])  # megnet | composition | mod:fn
+    predictor: str | None = None  # a package.module:factory run alone (replaces members)
+    rule: CommitteeRule = CommitteeRule.agree_below
     model: str = "MEGNet-MP-2019.4.1-BandGap-mfi"  # shipped (engine/models/weights/matgl/); other names download
-    path: str | None = None  # a local copy of a model folder, instead of the name
-    fidelity: int = 0  # 0 PBE, 1 GLLB-SC, 2 HSE, 3 SCAN
+    path: str | None = None  # a local copy of a MEGNet model folder, instead of the name
+    fidelity: int = 0  # MEGNet's: 0 PBE, 1 GLLB-SC, 2 HSE, 3 SCAN
+    composition_model: str = "best_model"  # BandGap-ml's model folder (best_model: random forests)
     threshold: float = 0.5  # eV; pass when E_g > threshold
-    required: bool = False  # false: without weights every candidate passes, marked "E_g not evaluated"
-    batch_size: int = 256  # structures per forward pass
+    required: bool = False  # false: a member that cannot be loaded is left out ("E_g not evaluated" if all are)
+    batch_size: int = 256  # structures per MEGNet forward pass
     chunk_size: int = 2048  # structures per HDF5 append
 
 
 @dataclass
 class BandGapRow(Row):
-    """One candidate at the band-gap filter."""
-    band_gap: float = NAN  # eV (NaN: not evaluated)
+    """One candidate at the band-gap filter; the group's attribute ``members`` (JSON) names the members in order."""
+    band_gap: float = NAN  # eV, the value that decided (agree_below: the largest, all_above: the smallest member's)
+    member_gaps: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (n_members,) eV, NaN where not evaluated
+    spread: float = NAN  # eV, largest minus smallest member's E_g
+    decided_by: str = ""  # the member whose E_g decided; "all" when the members agree
 
 
 class BandGapPredictor(Protocol):
@@ -59,64 +76,28 @@ class BandGapPredictor(Protocol):
         """E_g [eV] per structure."""
 
 
-class MegnetBandGap:
-    """MEGNet band gap [eV], many structures per forward pass (the model's own ``predict_structure`` does one).
-
-    ``fidelity`` indexes the multi-fidelity state: 0 PBE, 1 GLLB-SC, 2 HSE, 3 SCAN.
-    """
-
-    def __init__(self, source: str, fidelity: int = 0, device: str | torch.device = "cpu", batch_size: int = 256):
-        from matgl.data.transformer import Normalizer
-        from matgl.ext.pymatgen import Structure2Graph
-
-        # matgl pickles its target normaliser in state.pt; torch >= 2.6 loads weights_only unless allow-listed
-        torch.serialization.add_safe_globals([Normalizer])
-        how = ("Offline, give a local folder: bandgap.path=/path/to/MEGNet-MP-2019.4.1-BandGap-mfi/ holding "
-               "model.pt, state.pt and model.json (matgl.load_model(NAME) downloads them when online).")
-        if Path(source).is_absolute() and not Path(source).is_dir():
-            raise ModelUnavailableError(f"band-gap model folder {source} does not exist. {how}")
-        self.model = load_matgl(source, "band-gap model", how)
-        source = str(shipped_folder(source) or source)
-        self.device = torch.device(device)
-        self.model = self.model.to(self.device).eval()
-        inner = self.model.model
-        self.converter = Structure2Graph(element_types=inner.element_types, cutoff=inner.cutoff)
-        self.elements = frozenset(inner.element_types)
-        self.fidelity, self.batch_size = int(fidelity), int(batch_size)
-        self.name = f"{Path(source).name}[fidelity {self.fidelity}]"
-        self.source = source
-        self.checksum = sha256_of(source) if Path(source).exists() else ""
-
-    def _graph(self, structure: Structure):
-        g, lat, _ = self.converter.get_graph(structure)
-        # as in MEGNet.predict_structure: Cartesian positions and periodic shifts from the lattice
-        g.pbc_offshift = torch.matmul(g.pbc_offset, lat[0])
-        g.pos = g.frac_coords @ lat[0]
-        return g
-
-    @torch.no_grad()
-    def predict(self, structures: Sequence[Structure]) -> np.ndarray:
-        from torch_geometric.data import Batch
-
-        out = []
-        for start in range(0, len(structures), self.batch_size):
-            chunk = structures[start:start + self.batch_size]
-            batch = Batch.from_data_list([self._graph(s) for s in chunk]).to(self.device)
-            state = torch.full((len(chunk),), self.fidelity, dtype=torch.long, device=self.device)
-            out.append(self.model(g=batch, state_attr=state).reshape(-1).double().cpu().numpy())
-        return np.concatenate(out) if out else np.zeros(0)
-
-    def unsupported(self, structure: Structure) -> list[str]:
-        return sorted({el.symbol for el in structure.composition.elements} - self.elements)
-
-
-def load_predictor(cfg, device) -> BandGapPredictor:
-    if cfg.predictor == "megnet":
+def load_member(name: str, cfg, device) -> BandGapPredictor:
+    if name == "megnet":
         return MegnetBandGap(str(cfg.get("path") or cfg.model), int(cfg.fidelity), device, int(cfg.batch_size))
-    module, _, factory = str(cfg.predictor).partition(":")
+    if name == "composition":
+        return CompositionBandGap(str(cfg.composition_model))
+    module, _, factory = str(name).partition(":")
     if not factory:
-        raise ValueError(f"bandgap.predictor {cfg.predictor!r}: use 'megnet' or 'package.module:factory'")
+        raise ValueError(f"band-gap member {name!r}: use 'megnet', 'composition' or 'package.module:factory'")
     return getattr(importlib.import_module(module), factory)(cfg, device)
+
+
+def load_committee(cfg, device) -> list[BandGapPredictor]:
+    """The members that load; with ``required`` a member that cannot be loaded stops the run."""
+    members = []
+    for name in [cfg.predictor] if cfg.get("predictor") else list(cfg.members):
+        try:
+            members.append(load_member(name, cfg, device))
+        except ModelUnavailableError as exc:
+            if cfg.required:
+                raise
+            log.warning("band-gap member %s left out: %s", name, exc)
+    return members
 
 
 def predict_with_reasons(predictor: BandGapPredictor, structures: Sequence[Structure]) -> tuple[np.ndarray, list[str]]:
@@ -128,7 +109,7 @@ def predict_with_reasons(predictor: BandGapPredictor, structures: Sequence[Struc
     for i, s in enumerate(structures):
         missing = unsupported(s)
         if missing:
-            errors[i] = f"band-gap model lacks elements: {', '.join(missing)}"
+            errors[i] = f"lacks elements: {', '.join(missing)}"
         else:
             ok.append(i)
     try:
@@ -138,59 +119,87 @@ def predict_with_reasons(predictor: BandGapPredictor, structures: Sequence[Struc
             try:
                 gaps[i] = predictor.predict([structures[i]])[0]
             except Exception as exc:  # noqa: BLE001
-                errors[i] = f"band-gap prediction failed: {short_error(exc)}"
+                errors[i] = f"prediction failed: {short_error(exc)}"
     for i in ok:
         if not errors[i] and not np.isfinite(gaps[i]):
-            errors[i] = "band-gap prediction is not finite"
+            errors[i] = "prediction is not finite"
     return gaps, errors
 
 
-def verdicts(gaps: np.ndarray, errors: list[str], threshold: float) -> tuple[list[Status], list[str]]:
-    """Status and reason per structure from E_g [eV] (n,) and prediction errors (n,)."""
-    status, reason = [], []
-    for gap, err in zip(gaps, errors):
-        if err:
-            status.append(Status.ERROR), reason.append(err)
-        elif gap > threshold:
-            status.append(Status.PASS), reason.append("")
+def committee_rows(ids: Sequence[str], names: Sequence[str], gaps: np.ndarray, errors: list[list[str]],
+                   threshold: float, rule: CommitteeRule = CommitteeRule.agree_below) -> list[BandGapRow]:
+    """One row per structure from the members' E_g [eV] (n_members, n) and their error reasons (n_members, n).
+    A member that could not evaluate a structure is left out of its verdict (and named in the reason); a structure
+    no member evaluated is an error."""
+    rows = []
+    for j, cid in enumerate(ids):
+        col = gaps[:, j]
+        ok = [i for i in range(len(names)) if not errors[i][j]]
+        notes = [f"{names[i]}: {errors[i][j]}" for i in range(len(names)) if errors[i][j]]
+        values = " ".join(f"{names[i]} {col[i]:.2f}" for i in ok)
+        if not ok:
+            rows.append(BandGapRow(cid, Status.ERROR, "band gap: " + "; ".join(notes), member_gaps=col.copy()))
+            continue
+        above = [i for i in ok if col[i] > threshold]
+        if rule == CommitteeRule.agree_below:
+            passed, deciding = bool(above), max(ok, key=lambda i: col[i])
+        elif rule == CommitteeRule.all_above:
+            passed, deciding = len(above) == len(ok), min(ok, key=lambda i: col[i])
         else:
-            status.append(Status.FAIL), reason.append(f"E_g: {gap:.2f} eV <= {threshold} eV")
-    return status, reason
+            passed = len(above) > len(ok) / 2
+            deciding = sorted(ok, key=lambda i: col[i])[len(ok) // 2]
+        agree = len(above) in (0, len(ok))
+        reason = "" if passed else f"E_g <= {threshold} eV ({values})"
+        if passed and not agree:
+            reason = f"members disagree ({values})"
+        reason = "; ".join([r for r in [reason] if r] + [f"not evaluated by {n}" for n in notes])
+        rows.append(BandGapRow(cid, Status.PASS if passed else Status.FAIL, reason, band_gap=float(col[deciding]),
+                               member_gaps=col.copy(), spread=float(np.ptp(col[ok])),
+                               decided_by="all" if agree and len(ok) > 1 else names[deciding]))
+    return rows
 
 
 def run_stage(run) -> None:
-    """Predict E_g for every candidate that passed validity and is not yet in ``bandgap/``, in chunks."""
+    """Predict E_g with every member for every candidate that passed validity and is not yet in ``bandgap/``."""
     cfg = run.cfg.bandgap
     todo = run.pending("bandgap")
     if not todo:
         return
-    try:
-        predictor = load_predictor(cfg, run.device)
-    except ModelUnavailableError as exc:
-        if cfg.required:
-            raise
-        log.warning("%s; every candidate passes the band-gap filter unevaluated (bandgap.required=false)", exc)
+    members = load_committee(cfg, run.device)
+    if not members:
+        log.warning("no band-gap model could be loaded; every candidate passes the band-gap filter unevaluated "
+                    "(bandgap.required=false)")
         run.store.append_rows("bandgap", [BandGapRow(cid, Status.PASS, f"{NOT_EVALUATED}: model unavailable")
                                           for cid in todo])
         return
-    if hasattr(predictor, "source"):
-        run.store.record_models({"bandgap": {"name": predictor.name, "kind": "bandgap", "source": predictor.source,
-                                             "sha256": getattr(predictor, "checksum", "")}})
-    threshold = float(cfg.threshold)
+    names = [m.name for m in members]
+    run.store.record_models({f"bandgap:{m.name}": {"name": m.name, "kind": "bandgap", "source": m.source,
+                                                   "sha256": getattr(m, "checksum", "")}
+                             for m in members if hasattr(m, "source")})
     chunk = int(cfg.chunk_size)
     with run.progress("bandgap", len(todo)) as bar:
         for start in range(0, len(todo), chunk):
             ids = todo[start:start + chunk]
             structures = run.input_structures("bandgap", ids)
-            gaps, errors = predict_with_reasons(predictor, [structures[i] for i in ids])
-            status, reason = verdicts(gaps, errors, threshold)
-            run.store.append_rows("bandgap", [BandGapRow(*row) for row in zip(ids, status, reason, gaps.tolist())])
+            predicted = [predict_with_reasons(m, [structures[i] for i in ids]) for m in members]
+            gaps = np.array([p[0] for p in predicted]).reshape(len(members), len(ids))
+            run.store.append_rows("bandgap", committee_rows(ids, names, gaps, [p[1] for p in predicted],
+                                                            float(cfg.threshold), CommitteeRule(cfg.rule)))
+            run.store.set_attrs("bandgap", {"members": json.dumps(names), "rule": str(cfg.rule)})
             bar.update(len(ids))
 
 
 def funnel(store, cfg) -> list[tuple[str, set[str] | None, str]]:
-    """The report\'s funnel steps: (criterion, ids passing it or None for this stage\'s pass rows, note)."""
-    reasons = store.column("bandgap", "reason") if store.has("bandgap") else []
-    note = "not evaluated (no band-gap model)" if len(reasons) and all(
-        r.startswith(NOT_EVALUATED) for r in reasons) else ""
+    """The report's funnel steps: (criterion, ids passing it or None for this stage's pass rows, note)."""
+    if not store.has("bandgap"):
+        return [(f"E_g > {cfg.bandgap.threshold} eV", None, "")]
+    reasons = store.column("bandgap", "reason")
+    if len(reasons) and all(r.startswith(NOT_EVALUATED) for r in reasons):
+        return [(f"E_g > {cfg.bandgap.threshold} eV", None, "not evaluated (no band-gap model)")]
+    attrs = store.attrs("bandgap")
+    members = json.loads(str(attrs.get("members", "[]")))
+    split = sum(r.startswith("members disagree") for r in reasons)
+    note = f"{attrs.get('rule', 'agree_below')} of {', '.join(members)}" if members else ""
+    if split:
+        note += f"; {split} passed on one member's word"
     return [(f"E_g > {cfg.bandgap.threshold} eV", None, note)]

@@ -8,6 +8,7 @@ Writes beside the HDF5 file (``<run>_report/``):
   E_rxn, σ(300 K) ± s.e.m.; the seed's Tables 2 and 3);
 - ``funnel.png``: the funnel as bars;
 - ``transport.png``: σ(500 K) against D_framework(1000 K) with the threshold lines (the seed's Fig. 2);
+- ``bandgap.png``: the distribution of predicted band gaps, per committee member and as decided, with the threshold;
 - ``windows.png``: the electrochemical stability window [E_red, E_ox] of each thermodynamically evaluated
   candidate against the coating thresholds and the electrolyte's window.
 
@@ -17,6 +18,7 @@ Everything is read from the HDF5 file, including the thresholds (the resolved co
 from __future__ import annotations
 
 import argparse
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,12 +112,30 @@ def _sigma(value: float, sem: float) -> str:
     return "–" if not math.isfinite(value) else f"{value:.2e} ± {_num(sem, '.1e')}"
 
 
+def bandgap_lines(store: ResultStore) -> list[str]:
+    """Which band-gap predictors decided: the committee, its rule, and per member how many verdicts it decided."""
+    if not store.has("bandgap") or "member_gaps" not in store.column_names("bandgap"):
+        return []
+    attrs = store.attrs("bandgap")
+    members = json.loads(str(attrs.get("members", "[]")))
+    status, decided = store.column("bandgap", "status"), store.column("bandgap", "decided_by")
+    lines = ["", "## Band gap", "", f"Committee: {', '.join(members)} (rule {attrs.get('rule', '?')}); "
+             "`bandgap.png` shows the predicted gaps.", "", "| decided by | pass | fail |", "|---|---:|---:|"]
+    for who in ["all", *members]:
+        n_pass = int(np.sum((decided == who) & (status == "pass")))
+        n_fail = int(np.sum((decided == who) & (status == "fail")))
+        if n_pass or n_fail:
+            lines.append(f"| {'every member (agreed)' if who == 'all' else who} | {n_pass} | {n_fail} |")
+    return lines
+
+
 def markdown(store: ResultStore, steps: list[FunnelStep], anode: list[dict], cathode: list[dict],
              below: list[dict] | None = None) -> str:
     lines = [f"# Screening report: {store.path.name}", "", "## Funnel", "",
              "| criterion | candidates passing |", "|---|---:|"]
     lines += [f"| {s.criterion} | {'–' if s.passed is None else s.passed}{f' ({s.note})' if s.note else ''} |"
               for s in steps]
+    lines += bandgap_lines(store)
     for title, rows, rxn in (("Anode-coating candidates (AC)", anode, ("e_rxn_electrolyte",)),
                              ("Cathode-coating candidates (CC)", cathode, ("e_rxn_electrolyte", "e_rxn_cathode"))):
         rxn_heads = " | ".join({"e_rxn_electrolyte": "E_rxn electrolyte (eV/atom)",
@@ -168,6 +188,29 @@ def plot_funnel(steps: list[FunnelStep], path: Path) -> None:
     ax.set_xlim(0.7, max(counts.max(), 1) * 8)
     ax.set_xlabel("candidates passing (cumulative)")
     ax.set_title("Screening funnel")
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+
+
+def plot_bandgap(store: ResultStore, threshold: float, path: Path) -> None:
+    """Histograms of each member's predicted E_g [eV] and of the committee's deciding value, with the threshold."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    if store.has("bandgap") and "member_gaps" in store.column_names("bandgap"):
+        members = json.loads(str(store.attrs("bandgap").get("members", "[]")))
+        gaps = np.atleast_2d(store.column("bandgap", "member_gaps"))
+        series = [(name, gaps[:, i]) for i, name in enumerate(members) if gaps.shape[1] > i]
+        series.append(("committee (decided)", store.column("bandgap", "band_gap")))
+        finite = np.concatenate([v[np.isfinite(v)] for _, v in series] + [np.array([0.0, threshold + 1])])
+        bins = np.linspace(min(finite.min(), 0), finite.max() + 0.1, 30)
+        for name, values in series:
+            ax.hist(values[np.isfinite(values)], bins=bins, histtype="step", lw=1.5, label=name)
+        ax.legend(fontsize=7)
+    ax.axvline(threshold, color="k", ls="--", lw=1)
+    ax.set_xlabel("predicted E_g (eV)")
+    ax.set_ylabel("candidates")
+    ax.set_title("Band-gap filter")
     fig.tight_layout()
     fig.savefig(path, dpi=130)
     plt.close(fig)
@@ -257,10 +300,11 @@ def write_report(h5_path: str | Path, out_dir: str | Path | None = None) -> dict
         cfg = from_stored(store.metadata()["config"])
         steps = funnel(store, cfg)
         anode, cathode = coating_rows(store, "anode"), coating_rows(store, "cathode")
-        paths = {"report": out / "report.md", "funnel": out / "funnel.png", "transport": out / "transport.png",
-                 "windows": out / "windows.png"}
+        paths = {"report": out / "report.md", "funnel": out / "funnel.png", "bandgap": out / "bandgap.png",
+                 "transport": out / "transport.png", "windows": out / "windows.png"}
         paths["report"].write_text(markdown(store, steps, anode, cathode, below_hull_rows(store)))
         plot_funnel(steps, paths["funnel"])
+        plot_bandgap(store, float(cfg.bandgap.threshold), paths["bandgap"])
         plot_transport(store, cfg.md, paths["transport"])
         plot_windows(store, cfg.criteria, paths["windows"])
     return paths

@@ -103,3 +103,10 @@ def test_an_unknown_filter_action_stops_the_run_naming_the_values(tmp_path):
     text = screen_fails("plausibility.coordination=maybe", f"output={out}")
     assert "Invalid value 'maybe', expected one of [flag, reject, off]" in text
     assert not out.exists()
+
+
+def test_an_unknown_band_gap_rule_stops_the_run_naming_the_values(tmp_path):
+    out = tmp_path / "never.h5"
+    text = screen_fails("bandgap.rule=any", f"output={out}")
+    assert "Invalid value 'any', expected one of [agree_below, majority, all_above]" in text
+    assert not out.exists()

@@ -219,7 +219,7 @@ def test_chgnet_batched_graph_has_the_packages_own_bonds_and_angles(three_struct
 def test_shipped_matgl_models_load_offline_by_name(monkeypatch):
     """TensorNet-MatPES-PBE, M3GNet and the MEGNet band-gap model ship with the engine: offline, their names load the
     shipped folders (and say so in the provenance); an unknown name still fails fast with instructions."""
-    from engine.bandgap import MegnetBandGap
+    from engine.bandgap_models import MegnetBandGap
     from engine.models.matgl import SHIPPED
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

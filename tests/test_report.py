@@ -52,7 +52,7 @@ def test_funnel_counts_are_cumulative_and_the_files_are_written(tmp_path):
     assert "| c4 | Li3YCl6 |" in text and "3.00e-04 ± 5.0e-05" in text  # the AC table row with σ(300 K)
     assert "Cathode-coating candidates (CC)" in text and "| none |" in text
     assert "Below the reference hull" not in text
-    for key in ("funnel", "transport", "windows"):
+    for key in ("funnel", "bandgap", "transport", "windows"):
         with Image.open(paths[key]) as img:
             assert img.size[0] > 300 and img.size[1] > 200
 
