@@ -61,7 +61,10 @@ def cation_environments(structure: Structure, symprec: float = 0.1) -> list[Envi
             continue
         neighbours = nn.get_nn_info(structure, i)
         anions = ",".join(sorted({n["site"].specie.symbol for n in neighbours})) or "-"
-        orders = nn.get_local_order_parameters(structure, i) if neighbours else None
+        try:
+            orders = nn.get_local_order_parameters(structure, i) if neighbours else None
+        except ValueError:  # pymatgen's order parameters raise max() of an empty list for some neighbour shells
+            orders = None
         orders = {k: v for k, v in (orders or {}).items() if v is not None}
         geometry, order = max(orders.items(), key=lambda kv: kv[1]) if orders else (f"{len(neighbours)}-coordinate", 1.0)
         out.append(Environment(structure[i].specie.symbol, anions, len(neighbours), geometry, float(order),

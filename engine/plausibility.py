@@ -90,49 +90,66 @@ def judge(cid: str, structure: Structure, cfg: PlausibilitySettings, reference: 
           hull: tuple | None) -> PlausibilityRow:
     """The row of one relaxed candidate; ``hull`` is (PhaseDiagram, E_hull [eV/atom]) when thermo ran, else None."""
     row = PlausibilityRow(cid, Status.PASS)
+    decorated, problem = None, ""
     try:
         decorated = with_oxidation_states(structure)
     except NoOxidationStatesError as exc:
-        decorated, problem = None, str(exc)
-    if cfg.coordination != "off":
-        if decorated is None:
-            row.coordination_verdict, row.coordination_reason = "n/a", problem
-        else:
-            envs = cation_environments(decorated, cfg.symprec)
-            v = judge_coordination(envs, reference, cfg.min_typicality, cfg.cn_gap)
-            row.environments, row.coordination_score = v.summary, v.score
-            row.coordination_verdict = "flag" if v.flags else "ok"
-            typical = f"mean typicality {v.score:.2f}" if not math.isnan(v.score) else "no reference with these pairs"
-            row.coordination_reason = "; ".join(v.flags) or f"no flag; {typical}"
-    if cfg.bond_valence != "off":
-        if decorated is None:
-            row.bond_valence_verdict, row.bond_valence_reason = "n/a", problem
-        else:
-            bv = bond_valences(decorated, cfg.bv_cutoff)
-            row.gii, row.bvs_max_deviation = bv.gii, bv.max_deviation
-            bad = bv.gii > cfg.gii_max
-            row.bond_valence_verdict = "flag" if bad else "ok"
-            row.bond_valence_reason = (f"GII {bv.gii:.2f} {'>' if bad else '<='} {cfg.gii_max} v.u. (worst site "
-                                       f"{bv.worst_site}, |BVS - V| {bv.max_deviation:.2f})")
-    if cfg.tie_line != "off":
-        if hull is None:
-            row.tie_line_verdict, row.tie_line_reason = "n/a", "no thermo row"
-        else:
-            pd, e_hull = hull
-            pair = tie_line(pd, structure.composition)
-            row.tie_line_e_hull = e_hull
-            row.tie_line = " + ".join(pair) if pair else ""
-            bad = pair is not None and e_hull > cfg.tie_line_e_hull_min
-            row.tie_line_verdict = "flag" if bad else "ok"
-            row.tie_line_reason = (f"on the {row.tie_line} tie line, {e_hull:.3f} eV/atom above the hull: expected to "
-                                   f"phase-separate" if bad else f"on the {row.tie_line} tie line, on or below the hull"
-                                   if pair else "not between exactly two hull phases")
+        problem = str(exc)
+    except Exception as exc:  # noqa: BLE001 - pymatgen's oxidation-state search can fail on odd cells
+        problem = f"oxidation states failed: {short_error(exc)}"
+    for name, analyse in (("coordination", _coordination), ("bond_valence", _bond_valence), ("tie_line", _tie_line)):
+        if getattr(cfg, name) == "off":
+            continue
+        try:
+            analyse(row, structure, decorated, problem, cfg, reference, hull)
+        except Exception as exc:  # noqa: BLE001 - a failed analysis says nothing about the candidate: n/a, it goes on
+            setattr(row, f"{name}_verdict", "n/a")
+            setattr(row, f"{name}_reason", f"analysis failed: {short_error(exc)}")
     rejected = [f for f in FILTERS if getattr(cfg, f) == "reject" and getattr(row, f"{f}_verdict") == "flag"]
     flagged = [getattr(row, f"{f}_reason") for f in FILTERS if getattr(row, f"{f}_verdict") == "flag"]
     if rejected:
         row.status = Status.FAIL
     row.reason = "; ".join(flagged)
     return row
+
+
+def _coordination(row, structure, decorated, problem, cfg, reference, hull) -> None:
+    if decorated is None:
+        row.coordination_verdict, row.coordination_reason = "n/a", problem
+        return
+    envs = cation_environments(decorated, cfg.symprec)
+    v = judge_coordination(envs, reference, cfg.min_typicality, cfg.cn_gap)
+    row.environments, row.coordination_score = v.summary, v.score
+    row.coordination_verdict = "flag" if v.flags else "ok"
+    typical = f"mean typicality {v.score:.2f}" if not math.isnan(v.score) else "no reference with these pairs"
+    row.coordination_reason = "; ".join(v.flags) or f"no flag; {typical}"
+
+
+def _bond_valence(row, structure, decorated, problem, cfg, reference, hull) -> None:
+    if decorated is None:
+        row.bond_valence_verdict, row.bond_valence_reason = "n/a", problem
+        return
+    bv = bond_valences(decorated, cfg.bv_cutoff)
+    row.gii, row.bvs_max_deviation = bv.gii, bv.max_deviation
+    bad = bv.gii > cfg.gii_max
+    row.bond_valence_verdict = "flag" if bad else "ok"
+    row.bond_valence_reason = (f"GII {bv.gii:.2f} {'>' if bad else '<='} {cfg.gii_max} v.u. (worst site "
+                               f"{bv.worst_site}, |BVS - V| {bv.max_deviation:.2f})")
+
+
+def _tie_line(row, structure, decorated, problem, cfg, reference, hull) -> None:
+    if hull is None:
+        row.tie_line_verdict, row.tie_line_reason = "n/a", "no thermo row"
+        return
+    pd, e_hull = hull
+    pair = tie_line(pd, structure.composition)
+    row.tie_line_e_hull = e_hull
+    row.tie_line = " + ".join(pair) if pair else ""
+    bad = pair is not None and e_hull > cfg.tie_line_e_hull_min
+    row.tie_line_verdict = "flag" if bad else "ok"
+    row.tie_line_reason = (f"on the {row.tie_line} tie line, {e_hull:.3f} eV/atom above the hull: expected to "
+                           f"phase-separate" if bad else f"on the {row.tie_line} tie line, on or below the hull"
+                           if pair else "not between exactly two hull phases")
 
 
 def _hulls(run, todo: list[str]) -> dict[str, tuple]:

@@ -102,3 +102,25 @@ def test_an_intermetallic_is_not_judged_by_ionic_filters(reference):
     row = judge("x", lial, PlausibilitySettings(), reference, None)
     assert row.coordination_verdict == row.bond_valence_verdict == "n/a" and row.status == Status.PASS
     assert "LiAl" in row.coordination_reason and np.isnan(row.gii)
+
+
+@pytest.mark.parametrize("target", ["bond_valences", "cation_environments", "tie_line"])
+def test_a_failing_analysis_is_n_a_and_the_candidate_goes_on(monkeypatch, target):
+    """A flag filter never stops a candidate: an analysis that raises (pymatgen's order parameters raised
+    "max() iterable argument is empty" on some relaxed Li-As-Te and Li-S-Sn cells) gives that filter the verdict
+    n/a with the reason; the other filters still judge."""
+    import engine.plausibility as plausibility
+
+    def broken(*args, **kwargs):
+        raise ValueError("max() iterable argument is empty")
+
+    monkeypatch.setattr(plausibility, target, broken)
+    lif = Structure.from_spacegroup("Fm-3m", Lattice.cubic(4.03), ["Li", "F"], [[0, 0, 0], [0.5] * 3])
+    pd = PhaseDiagram([ComputedEntry(c, e) for c, e in (("Li", 0.0), ("F2", 0.0), ("LiF", -6.0))])
+    row = judge("x", lif, PlausibilitySettings(), reference_environments({}), (pd, 0.0))
+    name = {"bond_valences": "bond_valence", "cation_environments": "coordination", "tie_line": "tie_line"}[target]
+    assert row.status == Status.PASS
+    assert getattr(row, f"{name}_verdict") == "n/a"
+    assert getattr(row, f"{name}_reason") == "analysis failed: ValueError: max() iterable argument is empty"
+    others = [f for f in ("coordination", "bond_valence", "tie_line") if f != name]
+    assert all(getattr(row, f"{f}_verdict") in ("ok", "flag") for f in others)
