@@ -92,7 +92,9 @@ def load_committee(cfg, device) -> list[BandGapPredictor]:
     members = []
     for name in [cfg.predictor] if cfg.get("predictor") else list(cfg.members):
         try:
-            members.append(load_member(name, cfg, device))
+            member = load_member(name, cfg, device)
+            member.label = name if ":" not in name else member.name  # what reasons and the report call it
+            members.append(member)
         except ModelUnavailableError as exc:
             if cfg.required:
                 raise
@@ -136,7 +138,7 @@ def committee_rows(ids: Sequence[str], names: Sequence[str], gaps: np.ndarray, e
         col = gaps[:, j]
         ok = [i for i in range(len(names)) if not errors[i][j]]
         notes = [f"{names[i]}: {errors[i][j]}" for i in range(len(names)) if errors[i][j]]
-        values = " ".join(f"{names[i]} {col[i]:.2f}" for i in ok)
+        values = ", ".join(f"{names[i]} {col[i]:.2f}" for i in ok)
         if not ok:
             rows.append(BandGapRow(cid, Status.ERROR, "band gap: " + "; ".join(notes), member_gaps=col.copy()))
             continue
@@ -149,9 +151,9 @@ def committee_rows(ids: Sequence[str], names: Sequence[str], gaps: np.ndarray, e
             passed = len(above) > len(ok) / 2
             deciding = sorted(ok, key=lambda i: col[i])[len(ok) // 2]
         agree = len(above) in (0, len(ok))
-        reason = "" if passed else f"E_g <= {threshold} eV ({values})"
+        reason = "" if passed else f"E_g <= {threshold} eV: {values} eV"
         if passed and not agree:
-            reason = f"members disagree ({values})"
+            reason = f"members disagree: {values} eV"
         reason = "; ".join([r for r in [reason] if r] + [f"not evaluated by {n}" for n in notes])
         rows.append(BandGapRow(cid, Status.PASS if passed else Status.FAIL, reason, band_gap=float(col[deciding]),
                                member_gaps=col.copy(), spread=float(np.ptp(col[ok])),
@@ -172,7 +174,7 @@ def run_stage(run) -> None:
         run.store.append_rows("bandgap", [BandGapRow(cid, Status.PASS, f"{NOT_EVALUATED}: model unavailable")
                                           for cid in todo])
         return
-    names = [m.name for m in members]
+    names = [m.label for m in members]
     run.store.record_models({f"bandgap:{m.name}": {"name": m.name, "kind": "bandgap", "source": m.source,
                                                    "sha256": getattr(m, "checksum", "")}
                              for m in members if hasattr(m, "source")})

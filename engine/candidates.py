@@ -124,6 +124,11 @@ def input_problem(structure: Structure, limits) -> str:
     """Why ``structure`` is no screenable crystal ("" when it is): non-finite numbers, a degenerate, vacuum-filled
     or absurdly long cell, too many atoms. ``limits`` has ``min_volume_per_atom``, ``max_volume_per_atom`` [Å³],
     ``max_cell_length`` [Å] and optionally ``max_atoms_file``."""
+    if not structure.is_ordered:
+        i, site = next((i, site) for i, site in enumerate(structure) if not site.is_ordered)
+        species = "".join(f"{sp}{occ:g}" for sp, occ in site.species.items())
+        return (f"disordered: site {i} {species}; order it first (e.g. pymatgen's "
+                "OrderDisorderedStructureTransformation)")
     matrix = structure.lattice.matrix
     if not (np.isfinite(matrix).all() and np.isfinite(structure.cart_coords).all()):
         return "non-finite coordinates or cell"
@@ -172,7 +177,8 @@ def run_stage(run) -> None:
     rows = []
     for c, st, why, d in zip(cands, status, reason, d_min):
         sane = c.structure is not None and st != Status.ERROR  # spglib can crash on non-finite input
-        rows.append(CandidateRow(c.id, st, why, source=c.source, structure=c.structure, d_min=float(d),
+        kept = c.structure if c.structure is not None and c.structure.is_ordered else None  # the file keeps sites
+        rows.append(CandidateRow(c.id, st, why, source=c.source, structure=kept, d_min=float(d),
                                  formula=c.structure.composition.reduced_formula if c.structure else "",
                                  spacegroup=spacegroup_number(c.structure) if sane else 0,
                                  natoms=len(c.structure) if c.structure else 0))

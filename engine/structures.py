@@ -62,17 +62,25 @@ def spacegroup_number(structure: Structure, symprec: float = 0.1) -> int:
 POSCAR_NAMES = ("POSCAR", "CONTCAR")
 
 
-def _read_cif(path: Path) -> Structure:
-    """The structure of a CIF (as ``Structure.from_file`` reads it), parsed once; its atoms must add up to the formula
-    the file declares (``_chemical_formula_sum``, when it declares one): an atom loop cut short would otherwise pass
-    as another material."""
+def _read_cif_block(text: str) -> Structure:
+    """The structure of one CIF data block (as ``Structure.from_file`` reads it); its atoms must add up to the formula
+    the block declares (``_chemical_formula_sum``, when it declares one): an atom loop cut short would otherwise pass
+    as another material. Raises with a reason a person can act on."""
     from pymatgen.core import Composition
     from pymatgen.io.cif import CifParser
 
-    parser = CifParser(path)
-    structure = parser.parse_structures(primitive=False)[0]
+    parser = CifParser.from_str(text)
+    try:
+        structure = parser.parse_structures(primitive=False)[0]
+    except ValueError:
+        said = " ".join(parser.warnings)
+        if "exceeded tolerance" in said or "sum to > 1" in said:
+            raise ValueError("coincident atoms: sites on one position add up to an occupancy above 1 "
+                             "(two atoms at the same place?)") from None
+        raise ValueError(f"no structure in the block ({parser.warnings[-1] if parser.warnings else 'nothing parsed'})"
+                         ) from None
     sums = [b["_chemical_formula_sum"] for b in parser.as_dict().values() if b.get("_chemical_formula_sum")]
-    if sums:
+    if sums and structure.is_ordered:
         declared = Composition(str(sums[0]).replace("'", "")).reduced_formula
         read = structure.composition.reduced_formula
         if declared != read:
@@ -80,60 +88,118 @@ def _read_cif(path: Path) -> Structure:
     return structure
 
 
-def read_structure_file(path: Path) -> Candidate:
-    """One structure from a CIF or a VASP POSCAR/CONTCAR (``*.vasp``, ``*.poscar``); a failure is the reason."""
+def read_cif(path: Path, cid: str) -> list[Candidate]:
+    """One candidate per data block of a CIF (ids ``<cid>:<block>`` when it has more than one)."""
+    from pymatgen.io.cif import CifFile
+
     try:
         if path.stat().st_size == 0:
             raise ValueError("empty file")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            structure = _read_cif(path) if path.suffix.lower() == ".cif" else Structure.from_file(path)
+            blocks = list(CifFile.from_file(path).data.values())
+        if not blocks:
+            raise ValueError("no data block")
+    except Exception as exc:  # noqa: BLE001 - any parse failure becomes a recorded reason
+        return [Candidate(cid, str(path), None, f"unreadable: {_decoded(exc)}")]
+    out = []
+    for block in blocks:
+        bid = cid if len(blocks) == 1 else f"{cid}:{block.header}"
+        source = str(path) if len(blocks) == 1 else f"{path}@{block.header}"
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                structure = _read_cif_block(str(block))
+            if len(structure) == 0:
+                raise ValueError("no atoms")
+            out.append(Candidate(bid, source, structure))
+        except Exception as exc:  # noqa: BLE001
+            out.append(Candidate(bid, source, None, f"unreadable: {_decoded(exc)}"))
+    return out
+
+
+def _decoded(exc: BaseException) -> str:
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not a text file in UTF-8 (byte {exc.start}: {exc.reason})"
+    return short_error(exc)
+
+
+def read_structure_file(path: Path, cid: str | None = None) -> Candidate:
+    """One structure from a VASP POSCAR/CONTCAR (``*.vasp``, ``*.poscar``); a failure is the reason."""
+    cid = cid or path.stem
+    try:
+        if path.stat().st_size == 0:
+            raise ValueError("empty file")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            structure = Structure.from_file(path)
         if len(structure) == 0:
             raise ValueError("no atoms")
-        return Candidate(path.stem, str(path), structure)
+        return Candidate(cid, str(path), structure)
     except Exception as exc:  # noqa: BLE001 - any parse failure becomes a recorded reason
-        return Candidate(path.stem, str(path), None, f"unreadable: {short_error(exc)}")
+        return Candidate(cid, str(path), None, f"unreadable: {_decoded(exc)}")
 
 
-def read_file(path: Path) -> list[Candidate]:
-    """The candidates of one file, by its name: CIF, POSCAR/CONTCAR, (ext)xyz, pymatgen JSON; any other file gives
-    one unreadable candidate with the reason."""
+def read_file(path: Path, cid: str | None = None) -> list[Candidate]:
+    """The candidates of one file, by its name: CIF (every data block), POSCAR/CONTCAR, (ext)xyz, pymatgen JSON; any
+    other file gives one unreadable candidate with the reason. ``cid``: the id (stem) to use."""
     name = path.name.lower()
-    if name.endswith((".cif", ".vasp", ".poscar")) or path.name.startswith(POSCAR_NAMES):
-        return [read_structure_file(path)]
+    stem = cid or path.stem
+    if path.is_symlink() and not path.exists():
+        return [Candidate(cid or path.name, str(path), None, f"broken link: {path.name} -> {path.readlink()} "
+                                                               "(the target does not exist)")]
+    if name.endswith(".cif"):
+        return read_cif(path, stem)
+    if name.endswith((".vasp", ".poscar")) or path.name.startswith(POSCAR_NAMES):
+        return [read_structure_file(path, cid or (path.stem if name.endswith((".vasp", ".poscar")) else path.name))]
     if name.endswith((".xyz", ".extxyz")):
-        return list(read_extxyz(path))
+        return list(read_extxyz(path, stem))
     if name.endswith((".json", ".json.gz")):
-        return list(read_pymatgen_json(path))
-    return [Candidate(path.name, str(path), None,
+        return list(read_pymatgen_json(path, stem.removesuffix(".json")))
+    return [Candidate(cid or path.name, str(path), None,
                       "unsupported format: not CIF, POSCAR/CONTCAR (.vasp), (ext)xyz or pymatgen JSON")]
 
 
 def read_folder(folder: Path) -> Iterator[Candidate]:
-    """Every file of ``folder`` (hidden ones aside), in name order: each becomes candidates or gets a reason."""
-    for p in sorted(folder.iterdir()):
-        if p.is_file() and not p.name.startswith("."):
-            yield from read_file(p)
+    """Every file of ``folder`` and its sub-folders (hidden ones aside), in path order: each becomes candidates or
+    gets a reason. A file in a sub-folder has the id ``sub.name``."""
+    for p in sorted(folder.rglob("*")):
+        rel = p.relative_to(folder)
+        if any(part.startswith(".") for part in rel.parts) or (p.is_dir() and not p.is_symlink()):
+            continue
+        prefix = ".".join(rel.parts[:-1])
+        stem = p.name if p.name.startswith(POSCAR_NAMES) else (p.stem if p.suffix.lower() != ".gz" else
+                                                              Path(p.stem).stem)
+        if not p.name.lower().endswith((".cif", ".vasp", ".poscar", ".xyz", ".extxyz", ".json", ".json.gz")) \
+                and not p.name.startswith(POSCAR_NAMES):
+            stem = p.name
+        yield from read_file(p, f"{prefix}.{stem}" if prefix else stem)
 
 
-def read_extxyz(path: Path) -> Iterator[Candidate]:
+def read_extxyz(path: Path, stem: str | None = None) -> Iterator[Candidate]:
     from ase.io import read
 
+    stem = stem or path.stem
     try:
         frames = read(path, index=":")
     except Exception as exc:  # noqa: BLE001
-        yield Candidate(path.stem, str(path), None, f"unreadable: {short_error(exc)}")
+        yield Candidate(stem, str(path), None, f"unreadable: {_decoded(exc)}")
         return
     for i, atoms in enumerate(frames):
-        cid = str(atoms.info.get("id", f"{path.stem}-{i}"))
+        cid = str(atoms.info.get("id", f"{stem}-{i}"))
+        if atoms.cell.rank < 3 or not atoms.pbc.all():
+            yield Candidate(cid, f"{path}@{i}", None, "not a periodic crystal: the frame has no full cell and "
+                            "periodic boundaries (a molecule or a cluster?); give its Lattice in extxyz")
+            continue
         try:
             yield Candidate(cid, f"{path}@{i}", AseAtomsAdaptor.get_structure(atoms))
         except Exception as exc:  # noqa: BLE001 - e.g. a frame without a cell
             yield Candidate(cid, f"{path}@{i}", None, f"unreadable: {short_error(exc)}")
 
 
-def read_pymatgen_json(path: Path) -> Iterator[Candidate]:
+def read_pymatgen_json(path: Path, stem: str | None = None) -> Iterator[Candidate]:
     """A JSON (or .json.gz) list of ``Structure`` dicts or of ``ComputedStructureEntry`` dicts."""
+    stem = stem or path.stem
     try:
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rt") as fh:
@@ -141,10 +207,13 @@ def read_pymatgen_json(path: Path) -> Iterator[Candidate]:
         if isinstance(items, dict):
             items = [items]
     except Exception as exc:  # noqa: BLE001
-        yield Candidate(path.stem, str(path), None, f"unreadable: {short_error(exc)}")
+        yield Candidate(stem, str(path), None, f"unreadable: {_decoded(exc)}")
         return
     for i, item in enumerate(items):
-        cid = str(item.get("entry_id") or item.get("properties", {}).get("id") or f"{path.stem}-{i}")
+        if not isinstance(item, dict):
+            yield Candidate(f"{stem}-{i}", f"{path}@{i}", None, "unreadable: not a Structure or entry dict")
+            continue
+        cid = str(item.get("entry_id") or (item.get("properties") or {}).get("id") or f"{stem}-{i}")
         try:
             structure = Structure.from_dict(item["structure"] if "structure" in item else item)
             yield Candidate(cid, f"{path}@{i}", structure)

@@ -98,8 +98,8 @@ def test_committee_rules_and_reasons():
     errors = [["", "", "", ""], ["", "", "", "lacks elements: Po"]]
     rows = committee_rows(list("wxyz"), names, gaps, errors, THRESHOLD)
     assert [r.status for r in rows] == ["fail", "pass", "pass", "pass"]
-    assert rows[0].reason == "E_g <= 0.5 eV (a 0.10 b 0.30)" and rows[0].decided_by == "all" and rows[0].band_gap == 0.3
-    assert rows[1].reason == "members disagree (a 2.00 b 0.10)" and rows[1].decided_by == "a"
+    assert rows[0].reason == "E_g <= 0.5 eV: a 0.10, b 0.30 eV" and rows[0].decided_by == "all" and rows[0].band_gap == 0.3
+    assert rows[1].reason == "members disagree: a 2.00, b 0.10 eV" and rows[1].decided_by == "a"
     assert rows[1].spread == pytest.approx(1.9)
     assert rows[3].reason == "not evaluated by b: lacks elements: Po" and rows[3].band_gap == 3.0
     strict = committee_rows(list("wxyz"), names, gaps, errors, THRESHOLD, CommitteeRule.all_above)

@@ -46,6 +46,21 @@ def test_every_file_gets_candidates_or_a_reason_and_the_good_ones_finish(tmp_pat
     (folder / "notes.txt").write_text("not a structure\n")
     (folder / "empty.cif").write_text("")
     (folder / "bad.json").write_text("{not json")
+    disordered = rocksalt(4.2, "O").get_primitive_structure()
+    disordered.replace(0, {"Li": 0.5, "Mg": 0.25})
+    disordered.to(filename=str(folder / "disordered.cif"))
+    cell = "\n".join(f"_cell_length_{x} 4.0" for x in "abc") + "\n" + "\n".join(
+        f"_cell_angle_{x} 90" for x in ("alpha", "beta", "gamma"))
+    loop = "loop_\n_atom_site_label\n_atom_site_type_symbol\n_atom_site_fract_x\n_atom_site_fract_y\n_atom_site_fract_z"
+    (folder / "coincident.cif").write_text(f"data_co\n{cell}\n_symmetry_space_group_name_H-M 'P 1'\n{loop}\n"
+                                           "Li1 Li 0 0 0\nF1 F 0 0 0\n")
+    (folder / "two_blocks.cif").write_text(lif.get_primitive_structure().to(fmt="cif").replace("data_", "data_a", 1)
+                                           + "\n" + rocksalt(5.2, "Cl").get_primitive_structure().to(fmt="cif")
+                                           .replace("data_", "data_b", 1))
+    (folder / "water.xyz").write_text("3\nwater\nO 0 0 0\nH 0.96 0 0\nH -0.24 0.93 0\n")
+    (folder / "gone.cif").symlink_to(tmp_path / "nowhere" / "gone.cif")
+    (folder / "sub").mkdir()
+    rocksalt(5.5, "Br").get_primitive_structure().to(filename=str(folder / "sub" / "libr.cif"))
 
     out = tmp_path / "inputs.h5"
     screen("stages=[candidates,relax]", "candidates=files", f"candidates.path={folder}",
@@ -55,7 +70,8 @@ def test_every_file_gets_candidates_or_a_reason_and_the_good_ones_finish(tmp_pat
                                                      store.column("candidates", "reason"))))
         relax = dict(zip(store.ids("relax"), store.column("relax", "status")))
     reasons = {k: r for k, (s, r) in cand.items() if s != "pass"}
-    assert set(cand) - set(reasons) == {"lif", "POSCAR_licl", "li2o", "libr-0", "frames-0"}, cand
+    good = {"lif", "POSCAR_licl", "li2o", "libr-0", "frames-0", "two_blocks:aLiF", "two_blocks:bLiCl", "sub.libr"}
+    assert set(cand) - set(reasons) == good, cand
     assert reasons["cut_loop"].startswith("unreadable: ValueError: the atoms read make Li, the file declares LiF")
     assert reasons["cut_line"].startswith("unreadable")
     assert reasons["frames-1"] == "non-finite coordinates or cell"
@@ -66,5 +82,10 @@ def test_every_file_gets_candidates_or_a_reason_and_the_good_ones_finish(tmp_pat
     assert reasons["notes.txt"].startswith("unsupported format")
     assert reasons["empty"] == "unreadable: ValueError: empty file"
     assert reasons["bad"].startswith("unreadable")
+    assert reasons["disordered"] == ("disordered: site 0 Li0.5Mg0.25; order it first (e.g. pymatgen's "
+                                     "OrderDisorderedStructureTransformation)")
+    assert reasons["coincident"].startswith("unreadable: ValueError: coincident atoms")
+    assert reasons["water-0"].startswith("not a periodic crystal")
+    assert reasons["gone"].startswith("broken link: gone.cif -> ")
     assert all(cand[k][0] == "error" for k in reasons)
-    assert relax == {k: "pass" for k in ("lif", "POSCAR_licl", "li2o", "libr-0", "frames-0")}
+    assert relax == {k: "pass" for k in good}
