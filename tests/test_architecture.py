@@ -109,3 +109,14 @@ def test_every_stage_has_a_conf_group_or_section_and_a_writable_row(tmp_path):
             written = set(store.column_names(stage.name)) | ({"structure"} if store.exists(f"{stage.name}/structure")
                                                             else set())
             assert written == fields, (stage.name, written ^ fields)
+
+
+def test_importing_the_engine_in_a_notebook_is_quiet():
+    """No library notice on the terminal when a notebook imports the store and the report (torch's jit deprecation,
+    Warp's CUDA-driver line)."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", "import engine.store, engine.report"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout == "" and out.stderr == "", out.stderr
