@@ -28,7 +28,7 @@ from pymatgen.core import Composition  # noqa: E402
 
 from engine.bandgap import committee_rows, predict_with_reasons  # noqa: E402
 from engine.bandgap_models import CompositionBandGap, MegnetBandGap  # noqa: E402
-from tests.bandgap_references import REFERENCES, closed_shell_ionic  # noqa: E402
+from tests.bandgap_references import REFERENCES, acceptance_ionic_insulator  # noqa: E402
 
 THRESHOLD = 0.5
 
@@ -69,7 +69,7 @@ def main() -> None:
         from engine.store import ResultStore
         with ResultStore(args.run, "r") as store:
             relaxed = store.structures("references")
-        ionic = {k: s for k, s in relaxed.items() if closed_shell_ionic(s.composition)}
+        ionic = {k: s for k, s in relaxed.items() if acceptance_ionic_insulator(s.composition)}
         metals = {k: s for k, s in relaxed.items() if len(s.composition.elements) == 1
                   and s.composition.elements[0].is_metal}
         rows = verdicts(members, list(ionic.values()) + list(metals.values()))

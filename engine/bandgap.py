@@ -154,7 +154,7 @@ def committee_rows(ids: Sequence[str], names: Sequence[str], gaps: np.ndarray, e
         reason = "" if passed else f"E_g <= {threshold} eV: {values} eV"
         if passed and not agree:
             reason = f"members disagree: {values} eV"
-        reason = "; ".join([r for r in [reason] if r] + [f"not evaluated by {n}" for n in notes])
+        reason = "; ".join(([reason] if reason else []) + [f"not evaluated by {n}" for n in notes])
         rows.append(BandGapRow(cid, Status.PASS if passed else Status.FAIL, reason, band_gap=float(col[deciding]),
                                member_gaps=col.copy(), spread=float(np.ptp(col[ok])),
                                decided_by="all" if agree and len(ok) > 1 else names[deciding]))
@@ -178,6 +178,7 @@ def run_stage(run) -> None:
     run.store.record_models({f"bandgap:{m.name}": {"name": m.name, "kind": "bandgap", "source": m.source,
                                                    "sha256": getattr(m, "checksum", "")}
                              for m in members if hasattr(m, "source")})
+    run.store.set_attrs("bandgap", {"members": json.dumps(names), "rule": str(cfg.rule)})
     chunk = int(cfg.chunk_size)
     with run.progress("bandgap", len(todo)) as bar:
         for start in range(0, len(todo), chunk):
@@ -187,7 +188,6 @@ def run_stage(run) -> None:
             gaps = np.array([p[0] for p in predicted]).reshape(len(members), len(ids))
             run.store.append_rows("bandgap", committee_rows(ids, names, gaps, [p[1] for p in predicted],
                                                             float(cfg.threshold), CommitteeRule(cfg.rule)))
-            run.store.set_attrs("bandgap", {"members": json.dumps(names), "rule": str(cfg.rule)})
             bar.update(len(ids))
 
 

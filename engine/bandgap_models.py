@@ -22,12 +22,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from pymatgen.core import Lattice, Structure
+from pymatgen.core import Composition, Lattice, Structure
 
 from engine.models import ModelUnavailableError, sha256_of
 from engine.models.matgl import load_matgl, shipped_folder
 
 log = logging.getLogger(__name__)
+
+
+def missing_elements(structure: Structure, known: frozenset[str]) -> list[str]:
+    """The elements of ``structure`` a predictor does not know, sorted."""
+    return sorted({el.symbol for el in structure.composition.elements} - known)
 
 # matgl's example "Using Pre-trained MEGNet or M3GNet for Property Predictions.ipynb" (run under the DGL backend the
 # weights were trained with): CsCl, Pm-3m, a = 4.1437 Å; E_g [eV] at fidelity 0 PBE, 1 GLLB-SC, 2 HSE, 3 SCAN
@@ -119,7 +124,7 @@ class MegnetBandGap:
         return np.concatenate(out) if out else np.zeros(0)
 
     def unsupported(self, structure: Structure) -> list[str]:
-        return sorted({el.symbol for el in structure.composition.elements} - self.elements)
+        return missing_elements(structure, self.elements)
 
 
 # electrons left on a closed-shell ion: noble gas; d10 (Cu+, Zn2+, Ga3+); d10 s2 (Sn2+, Pb2+, Bi3+); [Xe] 4f14 (Hf4+)
@@ -185,8 +190,6 @@ class CompositionBandGap:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             result = self.predictor.predict_with_probabilities(features)
-        from pymatgen.core import Composition
-
         nonmetal = result["is_semiconductor"].to_numpy() == 1
         nonmetal |= np.array([closed_shell_ionic(Composition(f)) for f in unique])
         gap = np.where(nonmetal, result["band_gap"].to_numpy(float), 0.0)
@@ -194,4 +197,4 @@ class CompositionBandGap:
         return np.array([by_formula[f] for f in formulas], dtype=float)
 
     def unsupported(self, structure: Structure) -> list[str]:
-        return sorted({el.symbol for el in structure.composition.elements} - self.elements)
+        return missing_elements(structure, self.elements)

@@ -124,9 +124,8 @@ def _decoded(exc: BaseException) -> str:
     return short_error(exc)
 
 
-def read_structure_file(path: Path, cid: str | None = None) -> Candidate:
+def read_structure_file(path: Path, cid: str) -> Candidate:
     """One structure from a VASP POSCAR/CONTCAR (``*.vasp``, ``*.poscar``); a failure is the reason."""
-    cid = cid or path.stem
     try:
         if path.stat().st_size == 0:
             raise ValueError("empty file")
@@ -140,23 +139,35 @@ def read_structure_file(path: Path, cid: str | None = None) -> Candidate:
         return Candidate(cid, str(path), None, f"unreadable: {_decoded(exc)}")
 
 
+STRUCTURE_SUFFIXES = (".cif", ".vasp", ".poscar", ".xyz", ".extxyz", ".json", ".json.gz")
+
+
+def file_id(path: Path) -> str:
+    """A file's candidate id: its name without the format's suffix (``POSCAR_x``, ``CONTCAR`` and files of no
+    known format keep their whole name)."""
+    name = path.name.lower()
+    if path.name.startswith(POSCAR_NAMES) or not name.endswith(STRUCTURE_SUFFIXES):
+        return path.name
+    return path.name[:-len(".json.gz")] if name.endswith(".json.gz") else path.stem
+
+
 def read_file(path: Path, cid: str | None = None) -> list[Candidate]:
     """The candidates of one file, by its name: CIF (every data block), POSCAR/CONTCAR, (ext)xyz, pymatgen JSON; any
-    other file gives one unreadable candidate with the reason. ``cid``: the id (stem) to use."""
+    other file gives one unreadable candidate with the reason. ``cid``: the id (default :func:`file_id`)."""
     name = path.name.lower()
-    stem = cid or path.stem
+    cid = cid or file_id(path)
     if path.is_symlink() and not path.exists():
-        return [Candidate(cid or path.name, str(path), None, f"broken link: {path.name} -> {path.readlink()} "
-                                                               "(the target does not exist)")]
+        return [Candidate(cid, str(path), None, f"broken link: {path.name} -> {path.readlink()} "
+                                                "(the target does not exist)")]
     if name.endswith(".cif"):
-        return read_cif(path, stem)
+        return read_cif(path, cid)
     if name.endswith((".vasp", ".poscar")) or path.name.startswith(POSCAR_NAMES):
-        return [read_structure_file(path, cid or (path.stem if name.endswith((".vasp", ".poscar")) else path.name))]
+        return [read_structure_file(path, cid)]
     if name.endswith((".xyz", ".extxyz")):
-        return list(read_extxyz(path, stem))
+        return list(read_extxyz(path, cid))
     if name.endswith((".json", ".json.gz")):
-        return list(read_pymatgen_json(path, stem.removesuffix(".json")))
-    return [Candidate(cid or path.name, str(path), None,
+        return list(read_pymatgen_json(path, cid))
+    return [Candidate(cid, str(path), None,
                       "unsupported format: not CIF, POSCAR/CONTCAR (.vasp), (ext)xyz or pymatgen JSON")]
 
 
@@ -167,19 +178,12 @@ def read_folder(folder: Path) -> Iterator[Candidate]:
         rel = p.relative_to(folder)
         if any(part.startswith(".") for part in rel.parts) or (p.is_dir() and not p.is_symlink()):
             continue
-        prefix = ".".join(rel.parts[:-1])
-        stem = p.name if p.name.startswith(POSCAR_NAMES) else (p.stem if p.suffix.lower() != ".gz" else
-                                                              Path(p.stem).stem)
-        if not p.name.lower().endswith((".cif", ".vasp", ".poscar", ".xyz", ".extxyz", ".json", ".json.gz")) \
-                and not p.name.startswith(POSCAR_NAMES):
-            stem = p.name
-        yield from read_file(p, f"{prefix}.{stem}" if prefix else stem)
+        yield from read_file(p, ".".join([*rel.parts[:-1], file_id(p)]))
 
 
-def read_extxyz(path: Path, stem: str | None = None) -> Iterator[Candidate]:
+def read_extxyz(path: Path, stem: str) -> Iterator[Candidate]:
     from ase.io import read
 
-    stem = stem or path.stem
     try:
         frames = read(path, index=":")
     except Exception as exc:  # noqa: BLE001
@@ -197,9 +201,8 @@ def read_extxyz(path: Path, stem: str | None = None) -> Iterator[Candidate]:
             yield Candidate(cid, f"{path}@{i}", None, f"unreadable: {short_error(exc)}")
 
 
-def read_pymatgen_json(path: Path, stem: str | None = None) -> Iterator[Candidate]:
+def read_pymatgen_json(path: Path, stem: str) -> Iterator[Candidate]:
     """A JSON (or .json.gz) list of ``Structure`` dicts or of ``ComputedStructureEntry`` dicts."""
-    stem = stem or path.stem
     try:
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rt") as fh:

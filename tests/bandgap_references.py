@@ -181,7 +181,7 @@ IONIC_CATIONS = {**{el: 1 for el in ("Li", "Na", "K", "Rb", "Cs")}, **{el: 2 for
 IONIC_ANIONS = {"F": -1, "Cl": -1, "Br": -1, "I": -1, "O": -2}
 
 
-def closed_shell_ionic(composition: Composition) -> bool:
+def acceptance_ionic_insulator(composition: Composition) -> bool:
     """Whether a compound is made of those cations at their group valence and those anions, charge-balanced: an
     ionic insulator (ZrCl3, with Zr(III) d1, is not one; neither is Li2O2, a peroxide, O at -1)."""
     els = [e.symbol for e in composition.elements]
