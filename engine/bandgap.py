@@ -191,6 +191,12 @@ def run_stage(run) -> None:
             bar.update(len(ids))
 
 
+def committee_of(store) -> tuple[list[str], str]:
+    """(member names in column order of ``member_gaps``, rule) of a run file's band-gap group."""
+    attrs = store.attrs("bandgap")
+    return json.loads(str(attrs.get("members", "[]"))), str(attrs.get("rule", CommitteeRule.agree_below))
+
+
 def funnel(store, cfg) -> list[tuple[str, set[str] | None, str]]:
     """The report's funnel steps: (criterion, ids passing it or None for this stage's pass rows, note)."""
     if not store.has("bandgap"):
@@ -198,10 +204,9 @@ def funnel(store, cfg) -> list[tuple[str, set[str] | None, str]]:
     reasons = store.column("bandgap", "reason")
     if len(reasons) and all(r.startswith(NOT_EVALUATED) for r in reasons):
         return [(f"E_g > {cfg.bandgap.threshold} eV", None, "not evaluated (no band-gap model)")]
-    attrs = store.attrs("bandgap")
-    members = json.loads(str(attrs.get("members", "[]")))
+    members, rule = committee_of(store)
     split = sum(r.startswith("members disagree") for r in reasons)
-    note = f"{attrs.get('rule', 'agree_below')} of {', '.join(members)}" if members else ""
+    note = f"{rule} of {', '.join(members)}" if members else ""
     if split:
         note += f"; {split} passed on one member's word"
     return [(f"E_g > {cfg.bandgap.threshold} eV", None, note)]

@@ -18,13 +18,13 @@ Everything is read from the HDF5 file, including the thresholds (the resolved co
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from engine.bandgap import committee_of
 from engine.config import ScreenConfig, from_stored
 from engine.criteria import CoatingCriteria
 from engine.md_protocol import MdSettings
@@ -116,10 +116,9 @@ def bandgap_lines(store: ResultStore) -> list[str]:
     """Which band-gap predictors decided: the committee, its rule, and per member how many verdicts it decided."""
     if not store.has("bandgap") or "member_gaps" not in store.column_names("bandgap"):
         return []
-    attrs = store.attrs("bandgap")
-    members = json.loads(str(attrs.get("members", "[]")))
+    members, rule = committee_of(store)
     status, decided = store.column("bandgap", "status"), store.column("bandgap", "decided_by")
-    lines = ["", "## Band gap", "", f"Committee: {', '.join(members)} (rule {attrs.get('rule', '?')}); "
+    lines = ["", "## Band gap", "", f"Committee: {', '.join(members)} (rule {rule}); "
              "`bandgap.png` shows the predicted gaps.", "", "| decided by | pass | fail |", "|---|---:|---:|"]
     for who in ["all", *members]:
         n_pass = int(np.sum((decided == who) & (status == "pass")))
@@ -198,7 +197,7 @@ def plot_bandgap(store: ResultStore, threshold: float, path: Path) -> None:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.5))
     if store.has("bandgap") and "member_gaps" in store.column_names("bandgap"):
-        members = json.loads(str(store.attrs("bandgap").get("members", "[]")))
+        members, _ = committee_of(store)
         gaps = np.atleast_2d(store.column("bandgap", "member_gaps"))
         series = [(name, gaps[:, i]) for i, name in enumerate(members) if gaps.shape[1] > i]
         series.append(("committee (decided)", store.column("bandgap", "band_gap")))

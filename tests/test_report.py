@@ -1,9 +1,12 @@
 """The report: cumulative funnel counts, coating tables and the three PNGs, from a run file."""
 
+import json
+
 import numpy as np
 import yaml
 from PIL import Image
 
+from engine.bandgap import committee_rows
 from engine.config import from_stored
 from engine.report import funnel, markdown, write_report
 from engine.store import ResultStore, row_columns
@@ -20,8 +23,10 @@ def make_run(path):
         s.write_metadata(yaml.safe_dump(cfg), {}, {})
         s.append("candidates", ids, ["fail"] + ["pass"] * 5, ["d_min: 0.5 Å <= 0.7 Å"] + [""] * 5,
                  columns={"formula": ["LiF", "Li3AlF6", "Li2ZrCl6", "LiYCl4", "Li3YCl6", "LiAlCl4"]})
-        s.append("bandgap", ids[1:], ["fail"] + ["pass"] * 4, ["E_g: 0.1 eV <= 0.5 eV"] + [""] * 4,
-                 columns={"band_gap": [0.1, 5.0, 5.0, 5.0, 5.0]})
+        members = ["megnet", "composition"]  # c1 fails on agreement, c3 passes on composition's word alone
+        gaps = np.array([[0.1, 5.0, 0.2, 5.0, 5.0], [0.2, 4.0, 4.0, 5.0, 5.0]])
+        s.append_rows("bandgap", committee_rows(ids[1:], members, gaps, [[""] * 5] * 2, 0.5))
+        s.set_attrs("bandgap", {"members": json.dumps(members), "rule": "agree_below"})
         s.append("novelty", ids[2:], ["fail", "fail", "pass", "pass"], ["duplicate of c1", "known: mp-1", "", ""],
                  columns={"duplicate_of": ["c1", "", "", ""], "known_as": ["", "mp-1", "", ""]})
         s.append("relax", ids[4:], ["pass", "pass"], ["", ""])
@@ -52,6 +57,8 @@ def test_funnel_counts_are_cumulative_and_the_files_are_written(tmp_path):
     assert "| c4 | Li3YCl6 |" in text and "3.00e-04 ± 5.0e-05" in text  # the AC table row with σ(300 K)
     assert "Cathode-coating candidates (CC)" in text and "| none |" in text
     assert "Below the reference hull" not in text
+    assert "| E_g > 0.5 eV | 4 (agree_below of megnet, composition; 1 passed on one member's word) |" in text
+    assert "| every member (agreed) | 3 | 1 |" in text and "| composition | 1 | 0 |" in text
     for key in ("funnel", "bandgap", "transport", "windows"):
         with Image.open(paths[key]) as img:
             assert img.size[0] > 300 and img.size[1] > 200
