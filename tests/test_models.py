@@ -230,3 +230,53 @@ def test_shipped_matgl_models_load_offline_by_name(monkeypatch):
     assert gap.source == str(SHIPPED / "MEGNet-MP-2019.4.1-BandGap-mfi") and (SHIPPED / "LICENSE").is_file()
     with pytest.raises(ModelUnavailableError, match="out of reach"):
         load_model(cfg(kind="matgl", name="No-Such-Model-PES"))
+
+
+def contract_models(tmp_path):
+    """Every uMLIP adapter the engine ships, loaded offline (MACE: a small random model on the contract's elements)."""
+    from .mace_fixture import small_random_mace
+
+    path = tmp_path / "contract.model"
+    torch.save(small_random_mace(seed=0, zs=[1, 6, 12, 14, 26]), path)
+    yield load_model(cfg(kind="sevennet", name="7net-0", dtype="float32"))
+    yield load_model(cfg(kind="chgnet", name="0.3.0", dtype="float32"))
+    for name in ("TensorNet-MatPES-PBE-v2025.1-PES", "M3GNet-MP-2021.2.8-PES"):
+        yield load_model(cfg(kind="matgl", name=name, dtype="float64"))
+    yield load_model(cfg(kind="mace", name="random-small", path=str(path), dtype="float64"))
+
+
+def test_every_adapter_keeps_torch_sims_model_contract(tmp_path):
+    """torch-sim's own check (``validate_model_outputs``): batched = one by one, shapes, no mutated input, detached
+    outputs, invariance under a lattice translation, and a non-periodic molecule (benzene), which the graph adapters
+    build in the unit cell (engine.models.base.graph_cell). The analytic wells are left out on purpose: they sit on
+    a 1 Å lattice in Cartesian space, so a translation by diamond-Si's 5.43 Å changes their energy."""
+    from torch_sim.models.interface import validate_model_outputs
+
+    for loaded in contract_models(tmp_path):
+        validate_model_outputs(loaded.model, torch.device("cpu"), loaded.model.dtype)
+
+
+def test_matgl_molecule_matches_its_ase_calculator():
+    """A molecule through the batched graph = matgl's own calculator on the same ASE molecule (no cell, pbc=False)."""
+    from ase.build import molecule
+    from matgl.ext.ase import PESCalculator
+    import torch_sim as ts
+
+    loaded = load_model(cfg(kind="matgl", name="TensorNet-MatPES-PBE-v2025.1-PES", dtype="float64"))
+    atoms = molecule("C6H6")
+    atoms.rattle(0.05, seed=1)
+    out = loaded.model(ts.io.atoms_to_state([atoms], torch.device("cpu"), torch.float64))
+    atoms.calc = PESCalculator(loaded.model.potential)
+    assert abs(out["energy"].item() - atoms.get_potential_energy()) < 1e-5
+    forces = atoms.get_forces()
+    assert np.abs(out["forces"].numpy() - forces).max() < 1e-4 and np.abs(forces).max() > 0.1
+
+
+def test_a_periodic_system_with_a_singular_cell_is_refused_by_name():
+    from engine.models.base import graph_cell
+    import torch_sim as ts
+    from ase import Atoms
+
+    flat = Atoms("Li2", positions=[[0, 0, 0], [1.5, 0, 0]], cell=[[3, 0, 0], [0, 3, 0], [0, 0, 0]], pbc=True)
+    with pytest.raises(ValueError, match="singular"):
+        graph_cell(ts.io.atoms_to_state([flat], torch.device("cpu"), torch.float64))

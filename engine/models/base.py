@@ -62,6 +62,29 @@ class LoadedModel:
         return {"name": self.name, "kind": self.kind, "source": self.source, "sha256": self.checksum}
 
 
+def graph_cell(state) -> torch.Tensor:
+    """The (n_systems, 3, 3) row cell [Å] a graph-building adapter works in. A molecule (``pbc`` all False) has no
+    cell (ASE gives zeros): it gets the unit cell, matgl's ``Molecule2Graph`` convention, so fractional coordinates are
+    Cartesian ones and, with no periodic direction, the neighbour list makes no images. A periodic system whose cell
+    is singular is refused, naming it."""
+    cell = state.row_vector_cell
+    pbc = state.pbc if torch.is_tensor(state.pbc) else torch.tensor([state.pbc] * 3, device=cell.device)
+    singular = torch.linalg.det(cell.double()).abs() < 1e-9
+    if not bool(singular.any()):
+        return cell
+    if bool(pbc.any()):
+        bad = torch.nonzero(singular).flatten().tolist()
+        raise ValueError(f"systems {bad} are periodic along {pbc.tolist()} but their cell is singular (zero volume); "
+                         "give each periodic direction a lattice vector, or pbc=False for a molecule")
+    unit = torch.eye(3, dtype=cell.dtype, device=cell.device).expand_as(cell)
+    return torch.where(singular[:, None, None], unit, cell)
+
+
+def is_molecular(state) -> bool:
+    """Whether no direction of the state is periodic (a molecule: its stress is undefined and given as zero)."""
+    return not bool(torch.as_tensor(state.pbc).any())
+
+
 def sha256_of(path: str | Path) -> str:
     path = Path(path)
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]

@@ -18,7 +18,7 @@ from ase import units
 from torch_sim.models.interface import ModelInterface
 from torch_sim.neighbors import torchsim_nl
 
-from engine.models.base import LoadedModel, sha256_of
+from engine.models.base import LoadedModel, graph_cell, is_molecular, sha256_of
 
 GPA_PER_EV_A3 = 1 / units.GPa  # CHGNet's stress unit conversion (eV/Å³ -> GPa), undone below
 
@@ -61,7 +61,7 @@ def batched_graph(model, state: ts.SimState, lattice: torch.Tensor, positions: t
 
     converter = model.graph_converter
     pbc = state.pbc if torch.is_tensor(state.pbc) else torch.tensor([state.pbc] * 3, device=state.device)
-    edges, edge_system, images = torchsim_nl(state.positions.detach(), state.row_vector_cell.detach(), pbc,
+    edges, edge_system, images = torchsim_nl(state.positions.detach(), graph_cell(state).detach(), pbc,
                                              torch.tensor(converter.atom_graph_cutoff), state.system_idx)
     images = images.to(positions.dtype)
     neighbour = positions[edges[1]] + torch.einsum("ek,ekl->el", images, lattice[edge_system])
@@ -100,14 +100,14 @@ class CHGNetModel(ModelInterface):
         n_systems = state.row_vector_cell.shape[0]
         if not self._compute_forces:  # energies alone (probe grids): no strain, no autograd
             with torch.no_grad():
-                graph = batched_graph(m, state, state.row_vector_cell, state.positions)
+                graph = batched_graph(m, state, graph_cell(state), state.positions)
                 energy = m._compute(graph)["e"]
                 if m.composition_model is not None:
                     energy = energy + self.composition_energy(state, n_systems)
                 return {"energy": energy * state.n_atoms_per_system.to(self._dtype) if m.is_intensive else energy}
         with torch.enable_grad():
             strain = torch.zeros(n_systems, 3, 3, dtype=self._dtype, device=self._device, requires_grad=True)
-            cell = state.row_vector_cell.detach()
+            cell = graph_cell(state).detach()  # a molecule works in the unit cell
             lattice = cell @ (torch.eye(3, dtype=self._dtype, device=self._device) + strain)
             frac = torch.einsum("ni,nij->nj", state.positions.detach().double(),
                                 torch.linalg.inv(cell.double())[state.system_idx]).to(self._dtype)
@@ -121,7 +121,8 @@ class CHGNetModel(ModelInterface):
                 energy = energy * n_atoms
             d_pos, d_strain = torch.autograd.grad(energy.sum(), [positions, strain])
         volume = torch.linalg.det(lattice).detach().abs()
-        return {"energy": energy.detach(), "forces": -d_pos, "stress": d_strain / volume[:, None, None]}
+        stress = torch.zeros_like(d_strain) if is_molecular(state) else d_strain / volume[:, None, None]
+        return {"energy": energy.detach(), "forces": -d_pos, "stress": stress}
 
     def composition_energy(self, state: ts.SimState, n_systems: int) -> torch.Tensor:
         """CHGNet's composition model (``AtomRef``: a linear function of the element counts, per atom when it is

@@ -15,7 +15,9 @@ from torch_sim.neighbors import torchsim_nl
 from engine.models.base import (
     LoadedModel,
     ModelUnavailableError,
+    graph_cell,
     hub_reachable,
+    is_molecular,
     sha256_of,
 )
 
@@ -47,10 +49,11 @@ def batched_graph(state: ts.SimState, element_index: torch.Tensor, cutoff: float
     """matgl's PyG graph of a whole batch, built where the state lives: edges and their periodic images from torch-sim's
     neighbour list (every ordered pair within ``cutoff`` [Å], as matgl's ``Atoms2Graph`` makes them), node types from
     ``element_index`` (atomic number -> index into the model's element list), fractional coordinates, and the batch
-    vector. Returns (graph, lattice (n_systems, 3, 3) [Å, rows])."""
+    vector. A molecule works in the unit cell (:func:`engine.models.base.graph_cell`). Returns (graph, lattice
+    (n_systems, 3, 3) [Å, rows])."""
     from torch_geometric.data import Batch
 
-    row_cell = state.row_vector_cell
+    row_cell = graph_cell(state)
     pbc = state.pbc if torch.is_tensor(state.pbc) else torch.tensor([state.pbc] * 3, device=state.device)
     edges, _, images = torchsim_nl(state.positions, row_cell, pbc, torch.tensor(cutoff, dtype=row_cell.dtype),
                                    state.system_idx)
@@ -92,8 +95,9 @@ class MatGLModel(ModelInterface):
                 return {"energy": self.potential(graph, lattice, state_attr)[0].reshape(-1)}
         with torch.enable_grad():
             energy, forces, stress, *_ = self.potential(graph, lattice, state_attr)
+        stress = stress.detach().reshape(-1, 3, 3) * units.GPa
         return {"energy": energy.detach().reshape(-1), "forces": forces.detach(),
-                "stress": stress.detach().reshape(-1, 3, 3) * units.GPa}
+                "stress": torch.zeros_like(stress) if is_molecular(state) else stress}
 
 
 def load_matgl_model(cfg, device, dtype) -> LoadedModel:
