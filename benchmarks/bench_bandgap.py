@@ -19,16 +19,14 @@ import os
 import statistics
 
 import numpy as np
-
 from common import ROOT, timed, write_json  # noqa: F401 - common puts the repo on sys.path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from pymatgen.core import Composition  # noqa: E402
 
-from engine.bandgap import committee_rows, predict_with_reasons  # noqa: E402
-from engine.bandgap_models import CompositionBandGap, MegnetBandGap  # noqa: E402
-from tests.bandgap_references import REFERENCES, acceptance_ionic_insulator  # noqa: E402
+from engine.filters.bandgap import committee_rows, predict_with_reasons  # noqa: E402
+from engine.filters.bandgap_models import CompositionBandGap, MegnetBandGap  # noqa: E402
+from tests.filters.bandgap_references import REFERENCES, acceptance_ionic_insulator  # noqa: E402
 
 THRESHOLD = 0.5
 
@@ -66,7 +64,7 @@ def main() -> None:
     print("validation (MP PBE gaps):", out["validation"])
 
     if args.run:
-        from engine.store import ResultStore
+        from engine.io.store import ResultStore
         with ResultStore(args.run, "r") as store:
             relaxed = store.structures("references")
         ionic = {k: s for k, s in relaxed.items() if acceptance_ionic_insulator(s.composition)}

@@ -3,7 +3,7 @@
 Replicas: small Li compounds (rock-salt LiBr and LiCl, anti-fluorite Li2O; conventional cells, rattled, or with
 ``--supercell`` the protocol's ≥100-atom, ≥10 Å supercells) at 500 K and 1000 K. Each replica runs ``--therm``
 Berendsen steps then ``--prod`` Nosé–Hoover-chain steps at 1 fs, positions sampled every ``--sample`` steps:
-(a) engine: ``engine.md_replicas.run_replicas`` — all replicas as systems of batched states of at most ``--max-atoms``
+(a) engine: ``engine.md.replicas.run_replicas`` — all replicas as systems of batched states of at most ``--max-atoms``
     atoms, per-system temperatures and thermostats, frames streamed to an HDF5 file;
 (b) ASE loop: for each replica an ``Atoms`` with the package's own calculator, ``NVTBerendsen`` then
     ``NoseHooverChainNVT``, positions appended to a list at the same interval;
@@ -28,13 +28,13 @@ from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
 from common import ase_calculator, model_config, timed, write_json
 from pymatgen.core import Lattice, Structure
 
-from engine.md_protocol import MdSettings
-from engine.md_replicas import Replica, run_replicas
-from engine.md_supercell import md_supercell
-from engine.md_trajectories import TrajectorySink
+from engine.core.structures import pack
+from engine.core.supercells import md_supercell
+from engine.io.store import ResultStore
+from engine.md.protocol import MdSettings
+from engine.md.replicas import Replica, run_replicas
+from engine.md.trajectories import TrajectorySink
 from engine.models import load_model
-from engine.store import ResultStore
-from engine.structures import pack
 
 
 def structures(supercell: bool, seed: int = 0) -> list[Structure]:

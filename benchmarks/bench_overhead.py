@@ -5,13 +5,13 @@ With :class:`engine.models.analytic.LatticeWellModel` (harmonic wells at the poi
 elementwise operations per atom) the model costs next to nothing, so whatever the engine spends beyond the bare loop
 is its own work: what would dominate on a GPU, where a uMLIP step on 10^5 atoms takes milliseconds.
 
-- relax: what the relax stage does (its input structures read from the run file, ``engine.fire.relax``: elements
+- relax: what the relax stage does (its input structures read from the run file, ``engine.relax.fire.relax``: elements
   check, packing, in-flight batching, verdicts, rows written to the run file) on N rattled 8-atom rock-salt cells,
   all in one batch; bare: ``fire_init`` and
   ``fire_step`` (ASE-flavoured FIRE, Fréchet cell filter) on the packed batch for as many steps as the engine needed.
-- pes: ``engine.probes.evaluate_jobs`` on framework grids whose probes number N in all (hosts of 8 atoms), best of
+- pes: ``engine.pes.probes.evaluate_jobs`` on framework grids whose probes number N in all (hosts of 8 atoms), best of
   three; bare: the same probe systems built as one state with torch operations and one model call.
-- md: ``engine.md_replicas.run_replicas`` (Berendsen then Nosé–Hoover, health checks, trajectories streamed to an
+- md: ``engine.md.replicas.run_replicas`` (Berendsen then Nosé–Hoover, health checks, trajectories streamed to an
   HDF5 file) on N 8-atom replicas for 500 steps of 2 fs (frames every 10 fs, checks every 50 fs, as in the paper
   protocol); bare: torch-sim's ``nvt_nose_hoover_step`` for as many steps on the same batch.
 
@@ -45,15 +45,15 @@ from common import timed, write_json
 from pymatgen.core import Lattice, Structure
 from torch_sim.optimizers import fire_init, fire_step
 
-from engine.crystals import Crystals
-from engine.fire import RelaxSettings, relax
-from engine.md_protocol import MdSettings
-from engine.md_replicas import Replica, run_replicas
-from engine.md_trajectories import TrajectorySink
+from engine.core.crystals import Crystals
+from engine.core.structures import pack
+from engine.io.store import ResultStore
+from engine.md.protocol import MdSettings
+from engine.md.replicas import Replica, run_replicas
+from engine.md.trajectories import TrajectorySink
 from engine.models import load_model, model_config
-from engine.probes import evaluate_jobs, make_job
-from engine.store import ResultStore
-from engine.structures import pack
+from engine.pes.probes import evaluate_jobs, make_job
+from engine.relax.fire import RelaxSettings, relax
 
 # glibc: blocks up to 32 MB (its largest mmap threshold) from the heap; keep up to 1 GB free at its top
 CACHING_HOST_MALLOC = {"MALLOC_MMAP_THRESHOLD_": "33554432", "MALLOC_TRIM_THRESHOLD_": "1073741824",
@@ -103,7 +103,7 @@ def bench_relax(loaded, n: int, workdir: Path) -> dict:
 
 
 def bench_pes(loaded, n: int, workdir: Path) -> dict:
-    from engine.pes import PesSettings
+    from engine.pes.stage import PesSettings
 
     settings = PesSettings(spacing=0.5, exclusion_radius=1.0, use_symmetry=False)
     host = cells(1, 0.0)[0]

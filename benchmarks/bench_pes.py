@@ -3,7 +3,7 @@
 Candidates: small Li compounds (rock-salt LiF and LiCl, anti-fluorite Li2O, conventional cells, rattled so they
 lose their symmetry for (a)-(c); and the built-in Li3YCl6 and Li3AlF6 for the symmetry factor). For each, ``--probes``
 grid points of the interstitial grid (the frozen structure plus one Li) are evaluated by
-(a) engine: ``engine.probes.evaluate_jobs`` — probes of all candidates packed into batches of ``--max-atoms`` atoms,
+(a) engine: ``engine.pes.probes.evaluate_jobs`` — probes of all candidates packed into batches of ``--max-atoms`` atoms,
     energy-only model (SevenNet without its force/stress backward pass);
 (b) engine, forces kept: the same batches through the plain model (what batching alone buys);
 (c) ASE loop: for each probe an ``Atoms`` with the package's own calculator and ``get_potential_energy()``.
@@ -24,11 +24,11 @@ from ase import Atoms
 from common import ase_calculator, model_config, timed, write_json
 from pymatgen.core import Lattice, Structure
 
-from engine.builtin_phases import BUILTIN
 from engine.models import load_model
-from engine.pes import PesSettings
-from engine.probes import evaluate_jobs as engine_evaluate
-from engine.probes import make_job
+from engine.pes.probes import evaluate_jobs as engine_evaluate
+from engine.pes.probes import make_job
+from engine.pes.stage import PesSettings
+from engine.references.builtin_phases import BUILTIN
 from kernels.grid import probe_grid
 from kernels.percolation import percolation_barriers
 

@@ -3,7 +3,7 @@ supercell at a time.
 
 Inputs: the built-in reference phases with at most --max-atoms atoms in the cell (binary and ternary), relaxed
 with the engine first (not timed), the first N of them.
-(a) engine: ``engine.phonons.phonon_rows``: every candidate's displaced supercells in one queue of batched model
+(a) engine: ``engine.stability.phonons.phonon_rows``: every candidate's displaced supercells in one queue of batched model
     calls, force constants and frequencies on the commensurate q-points with phonopy;
 (b) loop: the same phonopy objects (same supercells and displacements) with the model package's own ASE
     calculator, one supercell per call, the same residual-force subtraction and q-points.
@@ -23,10 +23,10 @@ from ase import Atoms
 from common import ase_calculator, model_config, timed, write_json
 from phonopy.harmonic.dynmat_to_fc import get_commensurate_points
 
-from engine.builtin_phases import BUILTIN
-from engine.fire import RelaxSettings, relax
 from engine.models import load_model
-from engine.phonons import PhononSettings, phonon_rows, plan
+from engine.references.builtin_phases import BUILTIN
+from engine.relax.fire import RelaxSettings, relax
+from engine.stability.phonons import PhononSettings, phonon_rows, plan
 
 
 def inputs(loaded, n: int, max_atoms: int) -> dict:

@@ -1,6 +1,6 @@
 """Relaxation throughput: the engine's batched in-flight FIRE vs the plain per-structure ASE loop vs the floor.
 
-(a) engine: engine.relax.relax on N structures (8-80 atoms), one process;
+(a) engine: engine.relax.stage.relax on N structures (8-80 atoms), one process;
 (b) ASE: for each structure, the model package's own ASE calculator, ase.optimize.FIRE on
     ase.filters.FrechetCellFilter, same fmax and step limit;
 (c) floor: the same number of structure-evaluations as (a) made, done as batched model calls alone;
@@ -25,9 +25,9 @@ from ase.optimize import FIRE
 from common import ase_calculator, mixed_size_structures, model_config, timed, write_json
 from pymatgen.io.ase import AseAtomsAdaptor
 
-from engine.fire import RelaxSettings, relax
+from engine.core.structures import pack
 from engine.models import load_model
-from engine.structures import pack
+from engine.relax.fire import RelaxSettings, relax
 
 
 def main() -> None:

@@ -3,7 +3,7 @@
 References: Materials Project entries of Li–Co–Ni–O (../shared/refdata, or --entries FILE). Candidates: N copies
 of those entries, spread over the M chemical systems that contain Li, with their energies raised by 0–0.15 eV/atom
 (so some pass the E_hull cut and get a window).
-(a) engine: ``engine.hulls.Hulls`` builds each chemical system's PhaseDiagram once; E_hull of every candidate and
+(a) engine: ``engine.thermo.hulls.Hulls`` builds each chemical system's PhaseDiagram once; E_hull of every candidate and
     the Li window of those with E_hull < 0.2 eV/atom;
 (b) loop: the same numbers with a PhaseDiagram built for each candidate from the entries of its system — what a
     per-structure script does.
@@ -23,8 +23,8 @@ from common import ROOT, write_json
 from pymatgen.analysis.phase_diagram import PhaseDiagram
 from pymatgen.entries.computed_entries import ComputedEntry
 
-from engine import criteria, hulls
-from engine.reference_sources import read_entries
+from engine.references.sources import read_entries
+from engine.thermo import criteria, hulls
 
 
 def main() -> None:

@@ -14,21 +14,21 @@ import yaml
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
-from engine.bandgap import BandGapSettings
-from engine.candidates import BuiltinCandidates, FilesCandidates, ShardSettings
-from engine.criteria import CoatingCriteria
-from engine.fire import RelaxSettings
-from engine.md_protocol import MdSettings
+from engine.candidates.readers import CandidatesSettings
+from engine.candidates.stage import BuiltinCandidates, FilesCandidates, ShardSettings
+from engine.candidates.wyformer import WyformerCandidates
+from engine.filters.bandgap import BandGapSettings
+from engine.filters.novelty import NoveltySettings
+from engine.filters.relaxed_novelty import RelaxedNoveltySettings
+from engine.md.protocol import MdSettings
 from engine.models import ModelSettings, model_config
-from engine.novelty import NoveltySettings
-from engine.pes import PesSettings
-from engine.phonons import PhononSettings
-from engine.plausibility import PlausibilitySettings
-from engine.reference_sources import ReferencesSettings
-from engine.relaxed_novelty import RelaxedNoveltySettings
-from engine.structures import CandidatesSettings
-from engine.thermo import ThermoSettings
-from engine.wyformer import WyformerCandidates
+from engine.pes.stage import PesSettings
+from engine.references.sources import ReferencesSettings
+from engine.relax.fire import RelaxSettings
+from engine.stability.phonons import PhononSettings
+from engine.stability.plausibility import PlausibilitySettings
+from engine.thermo.criteria import CoatingCriteria
+from engine.thermo.stage import ThermoSettings
 
 # Config sections that must not change when a run is resumed (or between the shards of one screen): they define
 # what is already in the file. ``shard`` and ``output`` differ between shards; ``stages``, ``device`` and

@@ -13,9 +13,9 @@ from omegaconf import DictConfig, OmegaConf
 from pymatgen.core import Structure
 from tqdm import tqdm
 
-from engine.crystals import Crystals
+from engine.core.crystals import Crystals
+from engine.io.store import ResultStore
 from engine.models import LoadedModel, load_model, model_config, resolve_device
-from engine.store import ResultStore
 
 
 class Run:

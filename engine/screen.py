@@ -26,14 +26,14 @@ with native_stderr_held() if _AS_COMMAND else contextlib.nullcontext():
     import yaml
     from omegaconf import DictConfig, OmegaConf
 
-    from engine import report
+    from engine.candidates.sampler import CsxError
     from engine.config import BATCHING_KEYS, FROZEN_ON_RESUME, check_model_specs, register
+    from engine.io import report
+    from engine.io.store import STATUSES, ResultStore
     from engine.models import ModelUnavailableError
-    from engine.reference_sources import ReferenceUnavailableError
+    from engine.references.sources import ReferenceUnavailableError
     from engine.run import Run
-    from engine.sampler import CsxError
     from engine.stages import BY_NAME
-    from engine.store import STATUSES, ResultStore
 
 log = logging.getLogger("engine.screen")
 

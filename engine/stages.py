@@ -3,7 +3,7 @@
 Each stage is declared once: its name, the function that runs it, the stages whose passing candidates it may take
 (its feeders, nearest first: it takes the last of them configured before it), the group its input structures come
 from, its row type (the columns it writes), the stages that must have run before it, and what it contributes to
-the run's summary and to the report's funnel. ``engine.screen`` and ``engine.report`` iterate over this table; no
+the run's summary and to the report's funnel. ``engine.screen`` and ``engine.io.report`` iterate over this table; no
 stage module names another stage's module.
 
 Adding a stage means one module (its ``run_stage``, row dataclass and settings dataclass), one conf group (registered
@@ -15,20 +15,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from engine import (
-    bandgap,
-    candidates,
-    md,
-    novelty,
-    pes,
-    phonons,
-    plausibility,
-    references,
-    relax,
-    relaxed_novelty,
-    thermo,
-)
-from engine.rows import Row
+from engine.candidates import stage as candidates
+from engine.core.rows import Row
+from engine.filters import bandgap, novelty, relaxed_novelty
+from engine.md import stage as md
+from engine.pes import stage as pes
+from engine.references import stage as references
+from engine.relax import stage as relax
+from engine.stability import phonons, plausibility
+from engine.thermo import stage as thermo
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from engine.io.store import ResultStore, row_columns
 from engine.stages import STAGES
-from engine.store import ResultStore, row_columns
-
-from .conftest import ROOT
+from tests.conftest import ROOT
 
 PACKAGES = ("engine", "kernels")
 MODULES = sorted(p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py"))
@@ -117,6 +116,6 @@ def test_importing_the_engine_in_a_notebook_is_quiet():
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-c", "import engine.store, engine.report"], cwd=ROOT, capture_output=True,
+    out = subprocess.run([sys.executable, "-c", "import engine.io.store, engine.io.report"], cwd=ROOT, capture_output=True,
                          text=True, timeout=300)
     assert out.returncode == 0 and out.stdout == "" and out.stderr == "", out.stderr

@@ -7,10 +7,9 @@ import pytest
 from omegaconf import OmegaConf
 
 from engine.config import ScreenConfig, from_stored
-from engine.fire import RelaxSettings
-from engine.pes import PesSettings
-
-from .conftest import ROOT
+from engine.pes.stage import PesSettings
+from engine.relax.fire import RelaxSettings
+from tests.conftest import ROOT
 
 
 def screen_fails(*args, cwd=ROOT) -> str:
@@ -82,8 +81,8 @@ def test_a_run_resumes_with_other_batch_sizes_but_not_other_physics(tmp_path):
     from hydra import compose, initialize_config_dir
 
     from engine.config import register
+    from engine.io.store import ResultStore
     from engine.screen import check_resumable
-    from engine.store import ResultStore
 
     register()
     with initialize_config_dir(str(ROOT / "conf"), version_base=None):

@@ -9,13 +9,12 @@ import sys
 import numpy as np
 import pytest
 
-from engine.compare import compare_groups
+from engine.io.compare import compare_groups
+from engine.io.store import ResultStore
 from engine.run import KILL_AT
 from engine.stages import STAGES
-from engine.store import ResultStore
-
-from .conftest import ROOT
-from .test_shards import candidate_folder
+from tests.conftest import ROOT
+from tests.test_shards import candidate_folder
 
 ALL = [s.name for s in STAGES]
 ARGS = [f"stages=[{','.join(ALL)}]", "candidates=files", "novelty.references=false", "relaxed_novelty.references=false",

@@ -10,9 +10,8 @@ import h5py
 import numpy as np
 from pymatgen.core import Composition, Lattice, Structure
 
-from engine.store import ResultStore
-
-from .conftest import ROOT, rattled
+from engine.io.store import ResultStore
+from tests.conftest import ROOT, rattled
 
 SPINE = ("stages=[candidates,relax,references,thermo,plausibility,phonons,pes]",
          "references.prototypes=false")  # the pipeline here; prototype completion: test_prototypes.py

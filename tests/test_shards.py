@@ -8,13 +8,12 @@ import sys
 import pytest
 from pymatgen.core import Lattice, Structure
 
-from engine import report
-from engine.compare import compare_groups
-from engine.merge import MergeError, merge
-from engine.store import ResultStore
-
-from .conftest import ROOT, rattled
-from .test_screen import screen
+from engine.io import report
+from engine.io.compare import compare_groups
+from engine.io.merge import MergeError, merge
+from engine.io.store import ResultStore
+from tests.conftest import ROOT, rattled
+from tests.test_screen import screen
 
 # Li-F, Li-Cl and Li-O references are in the session's cache once test_screen ran; relaxed otherwise
 COMMON = ["stages=[candidates,novelty,relax,references,thermo]", "candidates=files", "novelty.references=false",
@@ -58,7 +57,7 @@ def test_two_shards_through_submitit_merge_into_the_unsharded_run(tmp_path):
     assert {"lif", "lif_shifted"} <= ids[0] or {"lif", "lif_shifted"} <= ids[1]  # possible duplicates together
 
     merged = tmp_path / "merged.h5"  # the README's command
-    proc = subprocess.run([sys.executable, "-m", "engine.merge", str(merged), *map(str, shards)], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-m", "engine.io.merge", str(merged), *map(str, shards)], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and "candidates 5" in proc.stdout, proc.stdout + proc.stderr[-2000:]
     with ResultStore(whole, "r") as a, ResultStore(merged, "r") as b:

@@ -22,7 +22,7 @@ from mace.calculators import MACECalculator
 from pymatgen.io.ase import AseAtomsAdaptor
 
 from tests.conftest import make_three_structures
-from tests.mace_fixture import small_random_mace
+from tests.models.mace_fixture import small_random_mace
 
 path = HERE / "mace_e3nn044_small.model"
 torch.save(small_random_mace(seed=1), path)

@@ -1,0 +1,236 @@
+"""Probe grids as the batch dimension: every probe is one system of a batched torch-sim ``SimState`` (the frozen host
+copied once per probe, plus one Li), and the probes of many grids share forward passes of at most ``max_atoms``
+atoms. Energies are relative to the host's own energy [eV]; a grid point the model cannot evaluate counts as excluded
+(+inf).
+
+The grid lies in the host's unit cell (whose symmetry reduces it), but each probe is evaluated in the smallest
+supercell of the host whose perpendicular widths are at least ``min_probe_width`` [Å]: in a 4 Å cell a probe would
+drag its own periodic images along, which moves barriers by 0.1 eV and more (LiF, Li2O with SevenNet-0). The
+supercell multiplies the atoms per probe, not the number of probes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch_sim as ts
+from ase.data import atomic_masses
+from pymatgen.core import Structure
+
+from engine.core.batching import AtomBudget, atom_budget, is_out_of_memory
+from engine.core.rows import short_error
+from engine.core.supercells import width_supercell
+from engine.models import LoadedModel, energy_only
+from kernels.grid import ProbeGrid, probe_grid
+
+log = logging.getLogger(__name__)
+
+APPROACHES = ("interstitial", "framework")
+LI = 3
+
+
+@dataclass
+class ProbeJob:
+    """One grid of one candidate: the frozen host, its grid, and (after evaluation) the probe energies."""
+    cid: str
+    approach: str
+    host: Structure  # the unit cell the grid spans
+    grid: ProbeGrid
+    cell_host: Structure | None = None  # the host supercell each probe is evaluated in (None: ``host``)
+    refined: np.ndarray | None = None  # eV, the map at half the spacing (engine.pes.refinement), when refined
+    n_refined: int = 0  # fine points computed for it
+    refine_error: str = ""  # why refinement stopped early (the grid keeps the resolution it reached)
+    host_energy: float = float("nan")  # eV
+    energies: np.ndarray | None = None  # eV, relative to host_energy, one per evaluated point (n_evaluated,)
+    error: str = ""
+    transient: bool = False  # the error is the device's (out of memory), not the candidate's
+    n_nonfinite: int = 0
+    _probe_cart: np.ndarray = field(default=None, repr=False)
+    descriptors: tuple | None = field(default=None, repr=False)  # (settings, the grid's descriptors), cached
+
+    @property
+    def probe_cart(self) -> np.ndarray:
+        """Cartesian positions [Å] of the evaluated probes, (n_evaluated, 3)."""
+        if self._probe_cart is None:
+            self._probe_cart = self.grid.frac_coords() @ self.host.lattice.matrix
+        return self._probe_cart
+
+    @property
+    def evaluated_host(self) -> Structure:
+        return self.host if self.cell_host is None else self.cell_host
+
+    def energy_map(self) -> np.ndarray:
+        """The full grid (n_a, n_b, n_c) of probe energies [eV], +inf where not computed (the refined grid, at
+        twice the points along each axis, when there is one)."""
+        return self.refined if self.refined is not None else self.grid.expand(self.energies)
+
+
+def host_of(structure: Structure, approach: str) -> Structure:
+    """The frozen host: the structure itself (interstitial) or the structure without its Li (framework)."""
+    if approach == "interstitial":
+        return structure
+    if approach == "framework":
+        host = structure.copy()
+        host.remove_species(["Li"])
+        return host
+    raise ValueError(f"unknown PES approach {approach!r}; use {APPROACHES}")
+
+
+def make_job(cid: str, structure: Structure, approach: str, settings) -> ProbeJob:
+    """The grid of one approach for one candidate; ``settings`` gives ``spacing``, ``exclusion_radius`` and
+    ``min_probe_width`` [Å], ``use_symmetry`` and ``symprec`` [Å] (:class:`engine.pes.stage.PesSettings`)."""
+    host = host_of(structure, approach)
+    if len(host) == 0:
+        return ProbeJob(cid, approach, host, None, error=f"{approach}: no atoms left without Li")
+    grid = probe_grid(host.lattice.matrix, host.frac_coords, np.array(host.atomic_numbers), settings.spacing,
+                      settings.exclusion_radius, settings.use_symmetry, settings.symprec)
+    reps = width_supercell(host.lattice.matrix, float(getattr(settings, "min_probe_width", 0.0) or 0.0))
+    job = ProbeJob(cid, approach, host, grid, cell_host=host * reps if reps != (1, 1, 1) else None)
+    if grid.n_evaluated == 0:
+        job.error = f"{approach}: every grid point within {settings.exclusion_radius} Å of an atom"
+    return job
+
+
+# ---- batched evaluation --------------------------------------------------------------------------
+@dataclass
+class _Segment:
+    job: int  # index into the job list
+    start: int  # first probe (-1: the host alone)
+    stop: int
+
+
+def _segments(jobs: Sequence[ProbeJob], max_atoms: int) -> Iterator[list[_Segment]]:
+    """Consecutive runs of systems (host first, then its probes) cut into batches of at most ``max_atoms``."""
+    batch: list[_Segment] = []
+    atoms = 0
+    for j, job in enumerate(jobs):
+        n = len(job.evaluated_host)
+        if atoms + n > max_atoms and batch:
+            yield batch
+            batch, atoms = [], 0
+        batch.append(_Segment(j, -1, 0))
+        atoms += n
+        start, total = 0, len(job.probe_cart)
+        while start < total:
+            room = (max_atoms - atoms) // (n + 1)
+            if room < 1:
+                yield batch
+                batch, atoms = [], 0
+                room = max(1, max_atoms // (n + 1))
+            stop = min(total, start + room)
+            batch.append(_Segment(j, start, stop))
+            atoms += (stop - start) * (n + 1)
+            start = stop
+    if batch:
+        yield batch
+
+
+def _batch_state(jobs: Sequence[ProbeJob], segments: Sequence[_Segment], device, dtype) -> ts.SimState:
+    """The batched state of ``segments``: hosts alone, or hosts copied once per probe with the probe Li last."""
+    pos, z, cells, counts = [], [], [], []
+    for seg in segments:
+        host = jobs[seg.job].evaluated_host
+        hpos = torch.tensor(host.cart_coords, dtype=dtype)
+        hz = torch.as_tensor(host.atomic_numbers, dtype=torch.long)
+        cell = torch.tensor(host.lattice.matrix, dtype=dtype)
+        if seg.start < 0:
+            pos.append(hpos)
+            z.append(hz)
+            cells.append(cell[None])
+            counts.append(torch.tensor([len(host)]))
+            continue
+        m = seg.stop - seg.start
+        probes = torch.as_tensor(jobs[seg.job].probe_cart[seg.start:seg.stop], dtype=dtype)
+        pos.append(torch.cat([hpos.expand(m, -1, -1), probes[:, None, :]], dim=1).reshape(-1, 3))
+        z.append(torch.cat([hz.expand(m, -1), torch.full((m, 1), LI)], dim=1).reshape(-1))
+        cells.append(cell.expand(m, -1, -1))
+        counts.append(torch.full((m,), len(host) + 1))
+    numbers = torch.cat(z)
+    counts = torch.cat(counts)
+    return ts.SimState(
+        positions=torch.cat(pos).to(device),
+        masses=torch.as_tensor(atomic_masses[numbers.numpy()], dtype=dtype).to(device),
+        cell=torch.cat(cells).transpose(1, 2).contiguous().to(device),  # torch-sim: lattice vectors as columns
+        pbc=torch.tensor([True, True, True], device=device),
+        atomic_numbers=numbers.to(device),
+        system_idx=torch.repeat_interleave(torch.arange(len(counts)), counts).to(device),
+    )
+
+
+def evaluate_jobs(jobs: Sequence[ProbeJob], loaded: LoadedModel, max_atoms: int | None | AtomBudget,
+                  progress=None, energy_model: tuple | None = None, cpu_atoms: int = 100) -> AtomBudget | None:
+    """Fill ``host_energy`` and ``energies`` of every job without an error; returns the atom budget used (None when
+    no job needed the model), which the next call may take as ``max_atoms`` to keep a halved budget.
+    ``max_atoms`` None: torch-sim's memory estimate on CUDA, ``cpu_atoms`` on a CPU (:mod:`engine.core.batching`). On an out-of-memory error the
+    budget halves and the grids of the failed batch are cut again; another failure of a batch is retried job by job,
+    and a job that still fails gets the model's error as its reason (transient when it ran out of memory).
+    ``energy_model`` is :func:`engine.models.energy_only`'s answer for ``loaded`` (computed here when not given)."""
+    model, no_grad = energy_model or energy_only(loaded)
+    for job in jobs:
+        missing = not job.error and loaded.unsupported_elements([*job.host.atomic_numbers, LI])
+        if missing:
+            job.error = f"{job.approach}: elements not in model: {' '.join(missing)} ({loaded.name})"
+    live = [j for j in jobs if not j.error]
+    if not live:
+        return max_atoms if isinstance(max_atoms, AtomBudget) else None
+    budget = max_atoms if isinstance(max_atoms, AtomBudget) else atom_budget(
+        max_atoms, model, max(len(j.evaluated_host) + 1 for j in live),
+        sample=lambda: _batch_state(live, [_Segment(0, 0, 1)], model.device, model.dtype), cpu_atoms=cpu_atoms)
+    raw: dict[int, np.ndarray] = {id(j): np.full(len(j.probe_cart), np.nan) for j in live}
+
+    def run(segments: list[_Segment], group: Sequence[ProbeJob]) -> None:
+        state = _batch_state(group, segments, model.device, model.dtype)
+        with torch.no_grad() if no_grad else contextlib.nullcontext():
+            energy = model(state)["energy"].detach().double().cpu().numpy()
+        n_systems = [1 if s.start < 0 else s.stop - s.start for s in segments]
+        for seg, k in zip(segments, np.cumsum([0, *n_systems[:-1]])):
+            job = group[seg.job]
+            if seg.start < 0:
+                job.host_energy = float(energy[k])
+            else:
+                raw[id(job)][seg.start:seg.stop] = energy[k:k + seg.stop - seg.start]
+        if progress:
+            progress(sum(s.stop - s.start for s in segments if s.start >= 0))
+
+    batches = deque(_segments(live, budget.atoms))
+    while batches:
+        segments = batches.popleft()
+        try:
+            run(segments, live)
+        except Exception as exc:  # noqa: BLE001 - out of memory: cut smaller; else isolate the job that breaks
+            redo = sorted({s.job for s in segments})
+            if is_out_of_memory(exc) and budget.atoms > 1:
+                budget.halve()
+                rest = [b for b in ([s for s in b if s.job not in redo] for b in batches) if b]
+                again = [[_Segment(redo[s.job], s.start, s.stop) for s in b]
+                         for b in _segments([live[j] for j in redo], budget.atoms)]
+                batches = deque(again + rest)
+                continue
+            log.warning("PES batch failed (%s); retrying its grids one by one", short_error(exc))
+            for j in redo:
+                try:
+                    for sub in _segments([live[j]], budget.atoms):
+                        run(sub, [live[j]])
+                except Exception as exc_j:  # noqa: BLE001
+                    live[j].error = f"{live[j].approach}: model failed: {short_error(exc_j)}"
+                    live[j].transient = is_out_of_memory(exc_j)
+    for job in live:
+        if job.error:
+            continue
+        if not np.isfinite(job.host_energy):
+            job.error = f"{job.approach}: non-finite energy of the host"
+            continue
+        e = raw[id(job)] - job.host_energy
+        bad = ~np.isfinite(e)
+        job.n_nonfinite = int(bad.sum())
+        if bad.all():
+            job.error = f"{job.approach}: non-finite energy at every probe"
+            continue
+        job.energies = np.where(bad, np.inf, e)  # a probe the model cannot evaluate counts as excluded
+    return budget
