@@ -16,6 +16,7 @@ from tqdm import tqdm
 from engine.core.crystals import Crystals
 from engine.io.store import ResultStore
 from engine.models import LoadedModel, load_model, model_config, resolve_device
+from engine.stages import feeders as stage_feeders
 
 
 class Run:
@@ -49,7 +50,7 @@ class Run:
     def input_stage(self, name: str) -> str:
         """The stage whose passing candidates ``name`` takes: the last of its feeders configured before it, else
         the first feeder the file already holds, else its last feeder."""
-        feeders = self.stages[name].feeders
+        feeders = stage_feeders(name, tuple(self.stages.values()))
         stages = list(self.cfg.stages)
         before = stages[:stages.index(name)] if name in stages else stages
         configured = [s for s in reversed(before) if s in feeders]

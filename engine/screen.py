@@ -27,13 +27,13 @@ with native_stderr_held() if _AS_COMMAND else contextlib.nullcontext():
     from omegaconf import DictConfig, OmegaConf
 
     from engine.candidates.sampler import CsxError
-    from engine.config import BATCHING_KEYS, FROZEN_ON_RESUME, check_model_specs, register
+    from engine.config import BATCHING_KEYS, frozen_on_resume, one_line, register, validated
     from engine.io import report
     from engine.io.store import STATUSES, ResultStore
     from engine.models import ModelUnavailableError
     from engine.references.sources import ReferenceUnavailableError
     from engine.run import Run
-    from engine.stages import BY_NAME
+    from engine.stages import STAGES, Stage, by_name
 
 log = logging.getLogger("engine.screen")
 
@@ -61,25 +61,23 @@ def results_defining(section):
     return {k: v for k, v in section.items() if k not in BATCHING_KEYS}
 
 
-def check_resumable(store: ResultStore, cfg: DictConfig) -> None:
+def check_resumable(store: ResultStore, cfg: DictConfig, table: tuple[Stage, ...] = STAGES) -> None:
     stored = store.metadata()["config"]
     if not stored:
         return
     old = yaml.safe_load(stored) or {}
     new = OmegaConf.to_container(cfg, resolve=True)
-    changed = [k for k in FROZEN_ON_RESUME if k in old and results_defining(old.get(k)) != results_defining(new.get(k))]
+    changed = [k for k in frozen_on_resume(table) if k in old and results_defining(old.get(k)) != results_defining(new.get(k))]
     if changed:
         raise SystemExit(f"{store.path} holds a run made with different {', '.join(changed)} settings; "
                          "rerun with those settings to resume it, or choose a new output=...")
 
 
-def check_stages(stages: list[str], store: ResultStore) -> None:
-    """Every configured stage exists, and each one's required stages run before it (or already ran on the file)."""
-    unknown = [s for s in stages if s not in BY_NAME]
-    if unknown:
-        raise SystemExit(f"unknown stages {unknown}; available: {list(BY_NAME)}")
+def check_stages(stages: list[str], store: ResultStore, table: tuple[Stage, ...] = STAGES) -> None:
+    """Each configured stage's required stages run before it (or already ran on the file)."""
+    known = by_name(table)
     for i, name in enumerate(stages):
-        for needed in BY_NAME[name].requires:
+        for needed in known[name].requires:
             if needed not in stages[:i] and not store.has(needed):
                 raise SystemExit(f"stage {name} needs stage {needed} before it: stages=[..., {needed}, {name}, ...]")
 
@@ -104,11 +102,11 @@ def summary_table(store: ResultStore, stages, timings: dict[str, float]) -> str:
     return "\n".join(lines)
 
 
-def criteria_tables(store: ResultStore, stages, settings) -> str:
+def criteria_tables(store: ResultStore, stages, settings, table: tuple[Stage, ...] = STAGES) -> str:
     """Each stage's criteria counts (stages that declare them and have rows)."""
     out = []
     for name in stages:
-        stage = BY_NAME[name]
+        stage = by_name(table)[name]
         if stage.criteria is None or not store.has(name):
             continue
         title, counts = stage.criteria(store, settings)
@@ -117,31 +115,31 @@ def criteria_tables(store: ResultStore, stages, settings) -> str:
     return "\n".join(out)
 
 
-def run(cfg: DictConfig) -> dict[str, float]:
+def run(cfg: DictConfig, table: tuple[Stage, ...] = STAGES) -> dict[str, float]:
+    """Run the configured stages of ``table`` in order on the configured file; every setting is validated first."""
+    try:
+        typed = validated(cfg, table)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
     timings: dict[str, float] = {}
-    stages = list(cfg.stages)
-    if not 0 <= cfg.shard.index < cfg.shard.count:
-        raise SystemExit(f"shard.index {cfg.shard.index} is outside 0 .. shard.count-1 ({cfg.shard.count})")
-    try:
-        check_model_specs(cfg)
-    except ValueError as exc:
-        raise SystemExit(str(exc)) from None
+    stages = list(typed.stages)
+    known = by_name(table)
     with ResultStore(cfg.output) as store:
-        check_stages(stages, store)
-        check_resumable(store, cfg)
+        check_stages(stages, store, table)
+        check_resumable(store, cfg, table)
         store.write_metadata(OmegaConf.to_yaml(cfg, resolve=True), package_versions(), {})
-        ctx = Run(cfg, store, BY_NAME)
+        ctx = Run(cfg, store, known)
         for name in stages:
             t0 = time.perf_counter()
             try:
-                BY_NAME[name].run(ctx)
+                known[name].run(ctx)
             except CONFIG_ERRORS as exc:
                 raise SystemExit(f"stage {name}: {exc}") from None
             timings[name] = time.perf_counter() - t0
         print(f"\n{cfg.output}\n" + summary_table(store, stages, timings))
-        print(criteria_tables(store, stages, OmegaConf.to_object(cfg)))
+        print(criteria_tables(store, stages, typed, table))
     try:
         paths = report.write_report(cfg.output)
         print(f"\nreport: {paths['report']} (+ funnel.png, transport.png, windows.png)")
@@ -159,5 +157,28 @@ def main(cfg: DictConfig) -> None:
     run(cfg)
 
 
+def composition_error_line(exc: BaseException) -> str:
+    """Hydra's composition error (an unknown key, a value outside its type or choices, on the command line or in a
+    file) in one line naming the key: the messages of the exception and of its causes, without omegaconf's trailers."""
+    parts, seen = [], set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        text = one_line(exc)
+        if text and "$" not in text and not any(text in p for p in parts):
+            parts.append(text.removesuffix(":").strip())
+        exc = exc.__cause__ or exc.__context__
+    return ": ".join(parts)
+
+
 if __name__ == "__main__":
-    main()
+    import os
+    import sys
+
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # Hydra's composition errors reach the line below, not its printer
+    try:
+        main()
+    except (HydraException, OmegaConfBaseException) as exc:
+        sys.exit(composition_error_line(exc))

@@ -70,6 +70,10 @@ class ShardSettings:
     index: int = 0  # 0 .. count-1
     count: int = 1
 
+    def __post_init__(self):
+        if self.count < 1 or not 0 <= self.index < self.count:
+            raise ValueError(f"shard.index {self.index} is outside 0 .. shard.count-1 ({self.count})")
+
 
 def shard_of(key: str, count: int) -> int:
     """The shard (0 .. count-1) of a candidate key: a stable hash, the same in every process and Python version."""

@@ -1,6 +1,6 @@
 """Merge the run files of the shards of one screen: ``python -m engine.merge OUT.h5 SHARD.h5 [SHARD.h5 ...]``.
 
-The shards must come from one screen: the config sections that define results (``FROZEN_ON_RESUME``) must be the
+The shards must come from one screen: the config sections that define results (:func:`engine.config.frozen_on_resume`) must be the
 same in every file, and no candidate may appear in two shards. Rows are copied group by group, shard after shard;
 reference phases (one row per phase, computed by every shard that needed them) are kept once; probe grids and MD
 trajectories are copied along; group attributes come from the first shard that has them.
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from engine.config import FROZEN_ON_RESUME
+from engine.config import frozen_on_resume
 from engine.io.store import ResultStore
 
 SHARED_ROWS = ("references",)  # per reference phase, not per candidate: every shard may hold the same row
@@ -27,7 +27,7 @@ class MergeError(ValueError):
 
 def _frozen(store: ResultStore) -> dict:
     cfg = yaml.safe_load(store.metadata()["config"] or "") or {}
-    return {k: cfg.get(k) for k in FROZEN_ON_RESUME}
+    return {k: cfg.get(k) for k in frozen_on_resume()}
 
 
 def merge(out: str | Path, inputs: list[str | Path]) -> dict[str, int]:

@@ -30,7 +30,6 @@ from engine.filters.bandgap import committee_of
 from engine.io.merge import merge
 from engine.io.store import ResultStore
 from engine.md.protocol import MdSettings
-from engine.stability.plausibility import FILTERS as PLAUSIBILITY_FILTERS
 from engine.stages import STAGES
 from engine.thermo.criteria import CoatingCriteria
 from engine.thermo.stage import stored_partners
@@ -62,7 +61,9 @@ def funnel(store: ResultStore, cfg: ScreenConfig) -> list[FunnelStep]:
 
 
 def coating_rows(store: ResultStore, kind: str) -> list[dict]:
-    """Candidates meeting the anode (``kind="anode"``) or cathode coating criteria, with what later stages found."""
+    """Candidates meeting the anode (``kind="anode"``) or cathode coating criteria, with what the stages after thermo
+    found (each stage's ``coating`` columns in the stage table, under ``"later"``), ordered by the last stage's status
+    first, then by E_hull."""
     if not store.has("thermo"):
         return []
     flag = store.column_by_id("thermo", f"{kind}_coating")
@@ -70,11 +71,9 @@ def coating_rows(store: ResultStore, kind: str) -> list[dict]:
     formula = store.column_by_id("candidates", "formula")
     relaxed = (store.structures("relax", [i for i, f in flag.items() if f])
                if store.has("relax") and store.exists("relax/structure") else {})
-    pes_status = store.column_by_id("pes", "status")
-    verdicts = {f: store.column_by_id("plausibility", f"{f}_verdict") for f in PLAUSIBILITY_FILTERS}
-    judged = store.column_by_id("plausibility", "status")
-    phonons = store.column_by_id("phonons", "verdict")
-    md = {k: store.column_by_id("md", k) for k in ("sigma_room", "sigma_room_sem", "status")}
+    later = [s for s in STAGES if s.coating is not None]
+    columns = [column for s in later for column in s.coating(store)]
+    statuses = [store.column_by_id(s.name, "status") for s in reversed(later)]
     rows = []
     for cid, ok in flag.items():
         if not ok:
@@ -82,14 +81,9 @@ def coating_rows(store: ResultStore, kind: str) -> list[dict]:
         rows.append({"id": cid, "formula": formula.get(cid, ""),
                      "spacegroup": spacegroup_number(relaxed[cid]) if cid in relaxed else 0,
                      **{k: float(v[cid]) for k, v in cols.items()},
-                     "flags": (", ".join(f.replace("_", " ") for f, v in verdicts.items() if v.get(cid) == "flag")
-                               or "none") if cid in judged else "",
-                     "phonons": str(phonons.get(cid, "")),
-                     "pes": str(pes_status.get(cid, "")), "md": str(md["status"].get(cid, "")),
-                     "sigma_room": float(md["sigma_room"].get(cid, np.nan)),
-                     "sigma_room_sem": float(md["sigma_room_sem"].get(cid, np.nan))})
-    order = {"pass": 0, "fail": 1, "error": 2, "": 3}
-    return sorted(rows, key=lambda r: (order.get(r["md"], 3), order.get(r["pes"], 3), r["e_hull"]))
+                     "later": {head: values.get(cid, "") for head, values in columns},
+                     "order": tuple(STATUS_ORDER.get(str(st.get(cid, "")), 3) for st in statuses)})
+    return sorted(rows, key=lambda r: (*r["order"], r["e_hull"]))
 
 
 def below_hull_rows(store: ResultStore) -> list[dict]:
@@ -108,8 +102,12 @@ def _num(x: float, fmt: str) -> str:
     return "–" if x is None or not math.isfinite(x) else format(x, fmt)
 
 
-def _sigma(value: float, sem: float) -> str:
-    return "–" if not math.isfinite(value) else f"{value:.2e} ± {_num(sem, '.1e')}"
+STATUS_ORDER = {"pass": 0, "fail": 1, "error": 2, "": 3}
+
+
+def later_heads(store: ResultStore) -> list[str]:
+    """The coating tables' columns of the stages after thermo, in stage order."""
+    return [head for s in STAGES if s.coating is not None for head, _ in s.coating(store)]
 
 
 def bandgap_lines(store: ResultStore) -> list[str]:
@@ -137,19 +135,17 @@ def markdown(store: ResultStore, steps: list[FunnelStep], anode: list[dict], cat
     lines += bandgap_lines(store)
     for title, rows, rxn in (("Anode-coating candidates (AC)", anode, ("e_rxn_electrolyte",)),
                              ("Cathode-coating candidates (CC)", cathode, ("e_rxn_electrolyte", "e_rxn_cathode"))):
-        rxn_heads = " | ".join({"e_rxn_electrolyte": "E_rxn electrolyte (eV/atom)",
-                                "e_rxn_cathode": "E_rxn cathode (eV/atom)"}[k] for k in rxn)
-        lines += ["", f"## {title}", "",
-                  (f"| id | formula | SG | E_hull (eV/atom) | E_red (V) | E_ox (V) | {rxn_heads} | plausibility flags "
-                   "| phonons | PES | MD | σ(300 K) (S/cm) |"), "|" + "---|" * (11 + len(rxn))]
+        rxn_heads = [{"e_rxn_electrolyte": "E_rxn electrolyte (eV/atom)", "e_rxn_cathode": "E_rxn cathode (eV/atom)"}[k]
+                     for k in rxn]
+        heads = ["id", "formula", "SG", "E_hull (eV/atom)", "E_red (V)", "E_ox (V)", *rxn_heads, *later_heads(store)]
+        lines += ["", f"## {title}", "", "| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
         if not rows:
-            lines.append("| none |" + " |" * (10 + len(rxn)))
+            lines.append("| none |" + " |" * (len(heads) - 1))
         for r in rows:
-            rxn_vals = " | ".join(_num(r[k], ".3f") for k in rxn)
-            lines.append(f"| {r['id']} | {r['formula']} | {r['spacegroup'] or '–'} | {_num(r['e_hull'], '.3f')} | "
-                         f"{_num(r['e_red'], '.2f')} | {_num(r['e_ox'], '.2f')} | {rxn_vals} | {r['flags'] or '–'} | "
-                         f"{r['phonons'] or '–'} | {r['pes'] or '–'} | "
-                         f"{r['md'] or '–'} | {_sigma(r['sigma_room'], r['sigma_room_sem'])} |")
+            cells = [r["id"], r["formula"], str(r["spacegroup"] or "–"), _num(r["e_hull"], ".3f"),
+                     _num(r["e_red"], ".2f"), _num(r["e_ox"], ".2f"), *(_num(r[k], ".3f") for k in rxn),
+                     *(r["later"].get(h) or "–" for h in heads[6 + len(rxn):])]
+            lines.append("| " + " | ".join(cells) + " |")
     if below:
         lines += ["", "## Below the reference hull (not judged)", "",
                   ("These candidates relaxed far below the hull of the reference phases: the references lack a phase "

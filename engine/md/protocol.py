@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.models.base import umlip_setting
+
 
 @dataclass
 class MdSettings:
@@ -39,7 +41,18 @@ class MdSettings:
     runaway_factor: float = 3.0  # T above this × target counts as runaway
     min_distance: float = 0.5  # Å, two atoms closer count as overlapping
     seed: int = 0
-    model: Any = None  # null: the run's model; a name in conf/model/; or a model config
+    model: Any = umlip_setting()  # null: the run's model; a name in conf/model/; or a model config
+
+    def __post_init__(self):
+        if not self.temperatures or min(self.temperatures) <= 0:
+            raise ValueError(f"md.temperatures {list(self.temperatures)} must be positive (K)")
+        for needed in (self.transport_temperature, self.framework_temperature):
+            if needed not in self.temperatures:
+                raise ValueError(f"md.temperatures {list(self.temperatures)} must include {needed:g} K "
+                                 "(md.transport_temperature and md.framework_temperature)")
+        if self.timestep_fs <= 0 or not 0 <= self.fit_start_ps < self.fit_end_ps <= self.window_ps:
+            raise ValueError(f"md.timestep_fs ({self.timestep_fs}) must be > 0 and 0 <= md.fit_start_ps "
+                             f"({self.fit_start_ps}) < md.fit_end_ps ({self.fit_end_ps}) <= md.window_ps ({self.window_ps})")
 
     def steps(self, ps: float) -> int:
         return round(ps * 1000.0 / self.timestep_fs)

@@ -25,6 +25,7 @@ A candidate's row is written once all its replicas have finished; a killed run r
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -108,9 +109,6 @@ def prepare(structures: dict[str, Structure], loaded: LoadedModel, settings: MdS
 def run_stage(run) -> None:
     """Multi-replica MD of every candidate that passed the stage before and is not yet in ``md/``."""
     settings: MdSettings = run.settings("md")
-    for needed in (settings.transport_temperature, settings.framework_temperature):
-        if needed not in settings.temperatures:
-            raise ValueError(f"md.temperatures {list(settings.temperatures)} must include {needed:g} K")
     store = run.store
     todo = run.pending("md")
     if not todo:
@@ -186,3 +184,17 @@ def criteria_counts(store, cfg) -> tuple[str, list[tuple[str, int]]]:
 def funnel(store, cfg) -> list[tuple[str, set[str] | None, str]]:
     """The report\'s funnel steps: (criterion, ids passing it or None for this stage\'s pass rows, note)."""
     return [("MD: σ(300 K), framework stability, Li MSD", None, "")]
+
+
+def coating_columns(store) -> list[tuple[str, dict[str, str]]]:
+    """The report's coating-table columns: each candidate's MD status and σ(300 K) ± s.e.m. [S/cm]."""
+    sigma, sem = store.column_by_id("md", "sigma_room"), store.column_by_id("md", "sigma_room_sem")
+    return [("MD", {k: str(v) for k, v in store.column_by_id("md", "status").items()}),
+            ("σ(300 K) (S/cm)", {k: sigma_text(float(sigma[k]), float(sem[k])) for k in sigma})]
+
+
+def sigma_text(value: float, sem: float) -> str:
+    """σ ± s.e.m. in S/cm, as the coating tables print it; "–" when there is none."""
+    if not math.isfinite(value):
+        return "–"
+    return f"{value:.2e} ± {sem:.1e}" if math.isfinite(sem) else f"{value:.2e} ± –"

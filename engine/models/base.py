@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +24,11 @@ class ModelSettings:
     path: str | None = None  # local weights (a file, or matgl's model folder); overrides name for loading
     modal: str | None = None  # multi-fidelity heads (SevenNet-MF: PBE | R2SCAN)
     dtype: str = "float64"  # float32 | float64 (SevenNet and CHGNet: float32 only)
+
+
+def umlip_setting(doc: str = "null: the run's model; a name in conf/model/; or a model config"):
+    """A stage setting that names a uMLIP other than the run's (checked before any work, engine.config.model_specs)."""
+    return field(default=None, metadata={"umlip": True, "doc": doc})
 
 
 class ModelUnavailableError(RuntimeError):

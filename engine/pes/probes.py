@@ -16,6 +16,7 @@ import logging
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 import numpy as np
 import torch
@@ -31,7 +32,13 @@ from kernels.grid import ProbeGrid, probe_grid
 
 log = logging.getLogger(__name__)
 
-APPROACHES = ("interstitial", "framework")
+class Approach(StrEnum):
+    """The two probe grids."""
+    interstitial = "interstitial"  # a Li interstitial in the frozen structure (Ξ)
+    framework = "framework"  # one Li in the Li-free framework (percolation barrier)
+
+
+APPROACHES = tuple(Approach)
 LI = 3
 
 

@@ -29,7 +29,8 @@ from pymatgen.core import Structure
 
 from engine.core.rows import NAN, Row, Status, short_error
 from engine.models import LoadedModel, energy_only
-from engine.pes.probes import APPROACHES, ProbeJob, evaluate_jobs, make_job
+from engine.models.base import umlip_setting
+from engine.pes.probes import APPROACHES, Approach, ProbeJob, evaluate_jobs, make_job
 from engine.pes.refinement import refine_grids
 from kernels.percolation import percolation_barriers
 from kernels.xi import xi_descriptor
@@ -38,7 +39,7 @@ from kernels.xi import xi_descriptor
 @dataclass
 class PesSettings:
     """Li-transport descriptors from probe grids (``conf/pes/``); the defaults are the seed's (``pes=default``)."""
-    approaches: list[str] = field(default_factory=lambda: list(APPROACHES))
+    approaches: list[Approach] = field(default_factory=lambda: list(APPROACHES))
     spacing: float = 0.25  # Å, largest distance between neighbouring grid points along a lattice vector
     exclusion_radius: float = 1.2  # Å, grid points closer to a host atom are not computed (+inf)
     min_probe_width: float = 5.0  # Å, each probe in the smallest host supercell at least this wide (0: unit cell)
@@ -59,8 +60,15 @@ class PesSettings:
     save_grids: bool = False  # write the full energy grids to pes/grids/<approach>/<id>
     short_circuit: bool = False  # grids in the order of ``approaches``; once one passes, the candidate's later ones
     #                              are skipped (the verdict is an OR), their columns stay NaN and the reason says so
-    interstitial_model: Any = None  # null: the run's model; a name in conf/model/; or a model config
-    framework_model: Any = None
+    interstitial_model: Any = umlip_setting()  # null: the run's model; a name in conf/model/; or a model config
+    framework_model: Any = umlip_setting()  # null: the run's model; a name in conf/model/; or a model config
+
+    def __post_init__(self):
+        if not self.approaches:
+            raise ValueError("pes.approaches is empty; give interstitial, framework or both")
+        if self.spacing <= 0 or self.connectivity not in (6, 26) or self.barrier_dimension not in (1, 2, 3):
+            raise ValueError(f"pes.spacing ({self.spacing} Å) must be > 0, pes.connectivity 6 or 26 (not "
+                             f"{self.connectivity}), pes.barrier_dimension 1, 2 or 3 (not {self.barrier_dimension})")
 
 
 @dataclass
@@ -173,9 +181,6 @@ def evaluate_candidates(structures: dict[str, Structure], settings: PesSettings,
 def run_stage(run) -> None:
     """Ξ and percolation barriers of every candidate that passed the stage before and is not yet in ``pes/``."""
     settings: PesSettings = run.settings("pes")
-    unknown = set(settings.approaches) - set(APPROACHES)
-    if unknown:
-        raise ValueError(f"unknown PES approaches {sorted(unknown)}; use {APPROACHES}")
     todo = run.pending("pes")
     if not todo:
         return
@@ -246,3 +251,8 @@ def criteria_counts(store, cfg) -> tuple[str, list[tuple[str, int]]]:
 def funnel(store, cfg) -> list[tuple[str, set[str] | None, str]]:
     """The report\'s funnel steps: (criterion, ids passing it or None for this stage\'s pass rows, note)."""
     return [("Li transport from probe grids (Ξ or E_mig)", None, "")]
+
+
+def coating_columns(store) -> list[tuple[str, dict[str, str]]]:
+    """The report's coating-table column: each candidate's probe-grid status."""
+    return [("PES", {k: str(v) for k, v in store.column_by_id("pes", "status").items()})]

@@ -18,6 +18,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
@@ -27,22 +28,47 @@ from pymatgen.entries.computed_entries import ComputedEntry, ComputedStructureEn
 log = logging.getLogger(__name__)
 
 
+class SourceKind(StrEnum):
+    """Where the reference phases come from."""
+    builtin = "builtin"  # the phases that ship with the engine (engine/references/builtin_phases.py)
+    file = "file"  # a JSON / JSON.gz list of ComputedStructureEntry dicts
+    mp_api = "mp_api"  # the Materials Project (online)
+
+
+class EnergySource(StrEnum):
+    """Which energies the reference phases get."""
+    model = "model"  # relaxed with the run's model
+    source = "source"  # the source's own energies
+
+
+class Correction(StrEnum):
+    """The energy correction applied to references and candidates alike."""
+    mp2020 = "mp2020"  # MaterialsProject2020Compatibility
+    none = "none"
+
+
+class PrototypeEdges(StrEnum):
+    """Which binary edges prototype completion fills."""
+    candidates = "candidates"  # those of the candidates' and the partners' own chemical systems
+    all = "all"  # also those that only the mixing systems (candidate + partner) have
+
+
 @dataclass
 class ReferencesSettings:
     """Reference phases and their energies (``conf/references/``)."""
-    source: str = "builtin"  # builtin | file | mp_api
+    source: SourceKind = SourceKind.builtin
     path: str | None = None  # file: a JSON / JSON.gz list of ComputedStructureEntry dicts
     api_key: str | None = None  # mp_api: Materials Project API key (or MP_API_KEY)
     thermo_type: str = "GGA_GGA+U"  # mp_api: MP's thermodynamic data set
     # relaxed references (references/) and MP downloads (mp_api/)
     cache_dir: str = "${oc.env:COATING_CACHE,'~/.cache/coating-engine'}"
-    energies: str = "model"  # model: relax the phases with the run's model | source: the source's own energies
-    correction: str = "mp2020"  # mp2020: MaterialsProject2020Compatibility on references and candidates | none
+    energies: EnergySource = EnergySource.model
+    correction: Correction = Correction.mp2020
     # builtin: complete every binary edge with charge-balanced prototypes (engine/prototypes.py), relaxed like the rest
     prototypes: bool = True
     # which edges: candidates = those of the candidates' and the partners' own chemical systems; all = also those
     # that only the mixing systems (candidate + partner) have
-    prototype_edges: str = "candidates"
+    prototype_edges: PrototypeEdges = PrototypeEdges.candidates
     # compositions whose systems always get references: the electrolyte and cathode of the thermo stage
     partners: list[str] = field(default_factory=lambda: ["${thermo.electrolyte}", "${thermo.cathode}"])
 

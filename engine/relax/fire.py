@@ -63,7 +63,11 @@ class RelaxSettings:
     max_atoms_per_batch: int | None = None  # None: cpu_atoms_per_batch on a CPU, torch-sim's estimate on CUDA
     cpu_atoms_per_batch: int = 2000  # (engine/batching.py)
     init_chunk: int = 256  # structures whose optimizer state is initialised in one model call
-    cell_filter: str | None = "frechet"  # None: positions only, at fixed cell
+    cell_filter: ts.CellFilter | None = ts.CellFilter.frechet  # torch-sim's frechet | unit; None: fixed cell
+
+    def __post_init__(self):
+        if self.fmax <= 0 or self.max_steps < 1:
+            raise ValueError(f"relax.fmax ({self.fmax} eV/Å) must be > 0 and relax.max_steps ({self.max_steps}) >= 1")
 
 
 def _system_fmax(state) -> torch.Tensor:

@@ -30,6 +30,7 @@ from engine.core.crystals import Crystals
 from engine.core.rows import NAN, Row, Status, short_error
 from engine.core.supercells import width_supercell
 from engine.models import LoadedModel
+from engine.models.base import umlip_setting
 
 log = logging.getLogger(__name__)
 STAGE = "phonons"
@@ -45,7 +46,7 @@ class PhononAction(StrEnum):
 class PhononSettings:
     """``conf/phonons/``: finite-displacement phonons with the uMLIP."""
     action: PhononAction = PhononAction.reject
-    model: Any = None  # null: the run's model; or a name in conf/model/, or a model config
+    model: Any = umlip_setting()  # null: the run's model; a name in conf/model/; or a model config
     displacement: float = 0.01  # Å
     min_width: float = 6.0  # Å, perpendicular widths of the supercell (sets the commensurate q-grid)
     max_supercell_atoms: int = 200  # the supercell shrinks along its longest side until it has at most this many atoms
@@ -263,3 +264,8 @@ def funnel(store, cfg) -> list[tuple[str, set[str] | None, str]]:
     if settings.action == "reject":
         return [(label, judged - unstable, f"finite-displacement phonons; rejects ({len(unstable)})")]
     return [(label, judged, f"flag only: {len(unstable)} unstable, they go on")]
+
+
+def coating_columns(store) -> list[tuple[str, dict[str, str]]]:
+    """The report's coating-table column: each candidate's phonon verdict."""
+    return [("phonons", {k: str(v) for k, v in store.column_by_id(STAGE, "verdict").items()})]

@@ -220,3 +220,11 @@ def funnel(store, cfg) -> list[tuple[str, set[str] | None, str]]:
         else:
             steps.append((titles[f], judged, f"flag only: {len(flagged)} flagged, they go on"))
     return steps
+
+
+def coating_columns(store) -> list[tuple[str, dict[str, str]]]:
+    """The report's coating-table column: the filters that flagged each judged candidate ("none" if none did)."""
+    verdicts = {f: store.column_by_id(STAGE, f"{f}_verdict") for f in FILTERS}
+    return [("plausibility flags", {
+        cid: ", ".join(f.replace("_", " ") for f, v in verdicts.items() if v.get(cid) == "flag") or "none"
+        for cid in store.column_by_id(STAGE, "status")})]
