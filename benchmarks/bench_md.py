@@ -78,7 +78,8 @@ def main() -> None:
     pymatgen_of = {r.key: inputs[int(r.cid[1:])] for r in replicas}
     n_steps = args.therm + args.prod
     atom_steps = sum(len(r.structure) for r in replicas) * n_steps
-    settings = MdSettings(temperatures=temps, timestep_fs=1.0, thermalisation_ps=args.therm / 1000,
+    settings = MdSettings(temperatures=temps, transport_temperature=min(temps), framework_temperature=max(temps),
+                          timestep_fs=1.0, thermalisation_ps=args.therm / 1000,
                           berendsen_tau_ps=0.1, production_ps=args.prod / 1000, nose_hoover_tau_fs=25.0,
                           sample_interval_fs=args.sample, max_atoms_per_batch=args.max_atoms,
                           check_interval_fs=50.0)

@@ -144,7 +144,7 @@ def bench_md(loaded, n: int, workdir: Path) -> dict:
     from ase import units
     from torch_sim.integrators.nvt import nvt_nose_hoover_init, nvt_nose_hoover_step
 
-    settings = MdSettings(temperatures=[500.0], timestep_fs=2.0, thermalisation_ps=0.2, production_ps=0.8,
+    settings = MdSettings(temperatures=[500.0], framework_temperature=500.0, timestep_fs=2.0, thermalisation_ps=0.2, production_ps=0.8,
                           sample_interval_fs=10.0, max_atoms_per_batch=8 * n, check_interval_fs=50.0,
                           runaway_factor=10.0)  # 8-atom harmonic crystals swing far from the mean T
     replicas = [Replica(f"c{i}", 500.0, s) for i, s in enumerate(cells(n, 0.0))]

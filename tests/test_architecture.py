@@ -119,3 +119,30 @@ def test_importing_the_engine_in_a_notebook_is_quiet():
     out = subprocess.run([sys.executable, "-c", "import engine.io.store, engine.io.report"], cwd=ROOT, capture_output=True,
                          text=True, timeout=300)
     assert out.returncode == 0 and out.stdout == "" and out.stderr == "", out.stderr
+
+
+def test_engine_is_packages_per_stage_family_with_few_top_level_modules():
+    top = sorted(p.name for p in (ROOT / "engine").glob("*.py"))
+    assert len(top) <= 12, top
+    for pkg in (ROOT / "engine").iterdir():
+        if pkg.is_dir() and (pkg / "__init__.py").exists():
+            doc = ast.get_docstring(ast.parse((pkg / "__init__.py").read_text()))
+            assert doc and len(doc) > 40, f"{pkg.name}/__init__.py says nothing about its concept"
+
+
+def test_no_private_name_is_imported_across_modules():
+    offenders = []
+    for path in [*MODULES, *(ROOT / "tests").rglob("*.py"), *(ROOT / "benchmarks").glob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in PACKAGES:
+                offenders += [f"{path.relative_to(ROOT)}: {node.module}.{a.name}" for a in node.names
+                              if a.name.startswith("_") and not a.name.startswith("__")]
+    assert not offenders, offenders
+
+
+def test_the_readme_is_short_and_opens_with_the_commands():
+    text = (ROOT / "README.md").read_text()
+    assert len(text.encode()) <= 12_000
+    block = text[text.index("```bash"):text.index("```", text.index("```bash") + 3)]
+    assert "bash setup.sh" in block and "-m engine.screen" in block and "-m pytest -q" in block
+    assert "setup.sh" in (ROOT / ".ci" / "run").read_text() and "-m pytest -q" in (ROOT / ".ci" / "run").read_text()

@@ -24,11 +24,11 @@ def row_columns(row_type: type[Row]) -> tuple[tuple[str, object], ...]:
                  if f.name not in ("id", "status", "reason"))
 
 
-def _is_structure(tp) -> bool:
+def is_structure_type(tp) -> bool:
     return tp in (Structure, Crystal) or bool({Structure, Crystal} & set(typing.get_args(tp)))
 
 
-def _column(tp, values: list) -> np.ndarray | list[str]:
+def typed_column(tp, values: list) -> np.ndarray | list[str]:
     """One HDF5 column from the values of a row field of type ``tp``."""
     if tp is str:
         return [str(v) for v in values]
@@ -39,7 +39,7 @@ def _column(tp, values: list) -> np.ndarray | list[str]:
     raise TypeError(f"row field type {tp} has no HDF5 column type (use float, int, bool, str, np.ndarray)")
 
 
-def _as_array(values) -> np.ndarray:
+def as_array(values) -> np.ndarray:
     if isinstance(values, np.ndarray) and values.dtype.kind not in "OU":
         return values
     arr = np.asarray(values)

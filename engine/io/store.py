@@ -39,7 +39,7 @@ from pymatgen.core import Structure
 
 from engine.core.crystals import Crystals
 from engine.core.rows import Row, Status
-from engine.io.columns import _as_array, _column, _is_structure, pack_structures, row_columns
+from engine.io.columns import as_array, is_structure_type, pack_structures, row_columns, typed_column
 
 log = logging.getLogger(__name__)
 STATUSES = tuple(s.value for s in Status)
@@ -139,7 +139,7 @@ class ResultStore:
         if len(lengths) != 1:
             raise ValueError(f"columns of unequal length: { {k: len(v) for k, v in columns.items()} }")
         for name, values in columns.items():
-            values = _as_array(values)
+            values = as_array(values)
             if name not in group:
                 dtype = _STR if values.dtype.kind in "OU" else values.dtype
                 # uncompressed: appending rewrites the dataset's last chunk, committed rows included, and a
@@ -176,7 +176,7 @@ class ResultStore:
         self.h5.flush()
         cols = {"id": list(ids), "status": list(status), "reason": list(reason)}
         for k, v in (columns or {}).items():
-            cols[k] = _as_array(v)
+            cols[k] = as_array(v)
         self._write_columns(group, cols, start)
         if structures is not None:
             self._write_ragged(group, structures, start)
@@ -193,10 +193,10 @@ class ResultStore:
         columns, structures = {}, None
         for name, tp in row_columns(type(rows[0])):
             values = [getattr(r, name) for r in rows]
-            if _is_structure(tp):
+            if is_structure_type(tp):
                 structures = values
             else:
-                columns[name] = _column(tp, values)
+                columns[name] = typed_column(tp, values)
         self.append(group_name, [r.id for r in rows], [str(r.status) for r in rows], [r.reason for r in rows],
                     columns, structures)
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -20,9 +19,8 @@ from torch_sim.autobatching import to_constant_volume_bins
 from torch_sim.integrators.md import NoseHooverChain
 from torch_sim.integrators.nvt import nvt_nose_hoover_init, nvt_nose_hoover_step
 
-from engine.core.batching import AtomBudget, atom_budget, is_out_of_memory
+from engine.core.batching import AtomBudget, atom_budget, evaluate_batched
 from engine.core.crystals import Crystal, Crystals, concatenated_ranges
-from engine.core.rows import short_error
 from engine.md.protocol import MdSettings
 from kernels.distances import min_interatomic_distance
 from kernels.states import take_systems
@@ -116,8 +114,9 @@ def run_replicas(replicas: Sequence[Replica], model, settings: MdSettings, sink,
                  progress: Callable[[int], None] | None = None) -> AtomBudget | None:
     """Thermalise and run production for every replica, batched; ``on_done`` gets the replicas of each batch once
     they end (``error`` set for those that were stopped), their trajectories already in ``sink``. Batches are bins of
-    at most the atom budget (torch-sim's ``to_constant_volume_bins``); on an out-of-memory error the budget halves and
-    the batch is rerun in smaller bins. Returns the atom budget with the batch sizes used (None: no replicas)."""
+    at most the atom budget (torch-sim's ``to_constant_volume_bins``) run through
+    :func:`engine.core.batching.evaluate_batched` (out of memory: the budget halves and the batch is rerun in smaller
+    bins; another failure: its replicas one by one). Returns the atom budget with the batch sizes used (None: no replicas)."""
     if not replicas:
         return None
     dtype, device = model.dtype, model.device
@@ -126,28 +125,30 @@ def run_replicas(replicas: Sequence[Replica], model, settings: MdSettings, sink,
     budget = atom_budget(settings.max_atoms_per_batch, model, int(crystals.natoms.max()),
                          sample=lambda: crystals.take(extremes).to_state(device, dtype),
                          cpu_atoms=settings.cpu_atoms_per_batch)
-    queue = deque(_bins(crystals.natoms, range(len(replicas)), budget.atoms))
-    while queue:
-        indices = queue.popleft()
+
+    def run(indices: list[int]) -> None:
         members = [replicas[i] for i in indices]
         try:
             _run_batch(crystals.take(indices).to_state(device, dtype), members, model, settings, sink)
-        except Exception as exc:  # noqa: BLE001 - the batch is lost; its replicas are recorded, the run goes on
-            if is_out_of_memory(exc) and len(indices) > 1:
-                budget.halve()
-                for block in {m.block for m in members if m.block}:
-                    sink.discard_block(block)
-                for m in members:
-                    m.error, m.temperatures, m.block = "", [], ""
-                queue.extendleft(reversed(_bins(crystals.natoms, indices, budget.atoms)))
-                continue
-            log.warning("MD batch failed: %s", short_error(exc))
+        except Exception:
+            for block in {m.block for m in members if m.block}:  # what the lost batch wrote, gone with it
+                sink.discard_block(block)
             for m in members:
-                m.error = m.error or f"model failed during MD: {short_error(exc)}"
-                m.transient = len(members) > 1 or is_out_of_memory(exc)
+                m.error, m.temperatures, m.block = "", [], ""
+            raise
         on_done(members)
         if progress:
             progress(len(members))
+
+    failed = evaluate_batched(range(len(replicas)), lambda i: i,
+                              lambda units, atoms: _bins(crystals.natoms, units, atoms), run, budget, "MD")
+    for i, failure in failed.items():
+        m = replicas[i]
+        m.error = failure.reason.replace("model failed", "model failed during MD", 1)
+        m.transient = failure.transient
+        on_done([m])
+        if progress:
+            progress(1)
     return budget
 
 

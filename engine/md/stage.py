@@ -79,9 +79,9 @@ def prepare(structures: dict[str, Structure], loaded: LoadedModel, settings: MdS
     """Supercell and fixed-cell pre-relaxation per candidate: {id: (supercell, scale, fmax [eV/Å])}."""
     cells, errors = {}, []
     for cid, s in structures.items():
-        missing = loaded.unsupported_elements(s.atomic_numbers)
-        if missing:
-            errors.append((cid, f"elements not in model: {' '.join(missing)} ({loaded.name})"))
+        lacks = loaded.lacks(s.atomic_numbers)
+        if lacks:
+            errors.append((cid, lacks))
             continue
         try:
             cells[cid] = md_supercell(s, settings.min_atoms, settings.min_width)

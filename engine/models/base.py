@@ -63,6 +63,11 @@ class LoadedModel:
         return sorted({chemical_symbols[int(z)] for z in set(np.asarray(atomic_numbers).tolist())
                        if int(z) not in self.supported_z})
 
+    def lacks(self, atomic_numbers) -> str:
+        """The reason a structure of ``atomic_numbers`` cannot be computed with this model ("" when it can)."""
+        missing = self.unsupported_elements(atomic_numbers)
+        return f"elements not in model: {' '.join(missing)} ({self.name})" if missing else ""
+
     def provenance(self) -> dict[str, str]:
         return {"name": self.name, "kind": self.kind, "source": self.source, "sha256": self.checksum}
 

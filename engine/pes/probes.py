@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -24,8 +23,7 @@ import torch_sim as ts
 from ase.data import atomic_masses
 from pymatgen.core import Structure
 
-from engine.core.batching import AtomBudget, atom_budget, is_out_of_memory
-from engine.core.rows import short_error
+from engine.core.batching import AtomBudget, atom_budget, evaluate_batched
 from engine.core.supercells import width_supercell
 from engine.models import LoadedModel, energy_only
 from kernels.grid import ProbeGrid, probe_grid
@@ -112,30 +110,37 @@ class _Segment:
     stop: int
 
 
-def _segments(jobs: Sequence[ProbeJob], max_atoms: int) -> Iterator[list[_Segment]]:
-    """Consecutive runs of systems (host first, then its probes) cut into batches of at most ``max_atoms``."""
-    batch: list[_Segment] = []
-    atoms = 0
-    for j, job in enumerate(jobs):
-        n = len(job.evaluated_host)
-        if atoms + n > max_atoms and batch:
-            yield batch
-            batch, atoms = [], 0
-        batch.append(_Segment(j, -1, 0))
-        atoms += n
-        start, total = 0, len(job.probe_cart)
-        while start < total:
+def _cut(jobs: Sequence[ProbeJob], segments: Sequence[_Segment], max_atoms: int) -> list[list[_Segment]]:
+    """Runs of systems (a host alone; a range of its probes, each the host plus one Li) cut into batches of at most
+    ``max_atoms`` atoms, a range split where a batch fills up."""
+    out, batch, atoms = [], [], 0
+    for seg in segments:
+        n = len(jobs[seg.job].evaluated_host)
+        if seg.start < 0:
+            if batch and atoms + n > max_atoms:
+                out.append(batch)
+                batch, atoms = [], 0
+            batch.append(seg)
+            atoms += n
+            continue
+        start = seg.start
+        while start < seg.stop:
             room = (max_atoms - atoms) // (n + 1)
             if room < 1:
-                yield batch
+                if batch:
+                    out.append(batch)
                 batch, atoms = [], 0
                 room = max(1, max_atoms // (n + 1))
-            stop = min(total, start + room)
-            batch.append(_Segment(j, start, stop))
+            stop = min(seg.stop, start + room)
+            batch.append(_Segment(seg.job, start, stop))
             atoms += (stop - start) * (n + 1)
             start = stop
-    if batch:
-        yield batch
+    return out + ([batch] if batch else [])
+
+
+def _whole(jobs: Sequence[ProbeJob]) -> list[_Segment]:
+    """Each job's host, then all its probes."""
+    return [seg for j, job in enumerate(jobs) for seg in (_Segment(j, -1, 0), _Segment(j, 0, len(job.probe_cart)))]
 
 
 def _batch_state(jobs: Sequence[ProbeJob], segments: Sequence[_Segment], device, dtype) -> ts.SimState:
@@ -174,15 +179,15 @@ def evaluate_jobs(jobs: Sequence[ProbeJob], loaded: LoadedModel, max_atoms: int 
                   progress=None, energy_model: tuple | None = None, cpu_atoms: int = 100) -> AtomBudget | None:
     """Fill ``host_energy`` and ``energies`` of every job without an error; returns the atom budget used (None when
     no job needed the model), which the next call may take as ``max_atoms`` to keep a halved budget.
-    ``max_atoms`` None: torch-sim's memory estimate on CUDA, ``cpu_atoms`` on a CPU (:mod:`engine.core.batching`). On an out-of-memory error the
-    budget halves and the grids of the failed batch are cut again; another failure of a batch is retried job by job,
-    and a job that still fails gets the model's error as its reason (transient when it ran out of memory).
-    ``energy_model`` is :func:`engine.models.energy_only`'s answer for ``loaded`` (computed here when not given)."""
+    ``max_atoms`` None: torch-sim's memory estimate on CUDA, ``cpu_atoms`` on a CPU. Hosts and probe ranges go
+    through :func:`engine.core.batching.evaluate_batched` (out of memory: halve and cut again; another failure: job by
+    job); a job that still fails gets the model's error as its reason. ``energy_model`` is
+    :func:`engine.models.energy_only`'s answer for ``loaded`` (computed here when not given)."""
     model, no_grad = energy_model or energy_only(loaded)
     for job in jobs:
-        missing = not job.error and loaded.unsupported_elements([*job.host.atomic_numbers, LI])
-        if missing:
-            job.error = f"{job.approach}: elements not in model: {' '.join(missing)} ({loaded.name})"
+        lacks = not job.error and loaded.lacks([*job.host.atomic_numbers, LI])
+        if lacks:
+            job.error = f"{job.approach}: {lacks}"
     live = [j for j in jobs if not j.error]
     if not live:
         return max_atoms if isinstance(max_atoms, AtomBudget) else None
@@ -191,13 +196,13 @@ def evaluate_jobs(jobs: Sequence[ProbeJob], loaded: LoadedModel, max_atoms: int 
         sample=lambda: _batch_state(live, [_Segment(0, 0, 1)], model.device, model.dtype), cpu_atoms=cpu_atoms)
     raw: dict[int, np.ndarray] = {id(j): np.full(len(j.probe_cart), np.nan) for j in live}
 
-    def run(segments: list[_Segment], group: Sequence[ProbeJob]) -> None:
-        state = _batch_state(group, segments, model.device, model.dtype)
+    def run(segments: list[_Segment]) -> None:
+        state = _batch_state(live, segments, model.device, model.dtype)
         with torch.no_grad() if no_grad else contextlib.nullcontext():
             energy = model(state)["energy"].detach().double().cpu().numpy()
         n_systems = [1 if s.start < 0 else s.stop - s.start for s in segments]
         for seg, k in zip(segments, np.cumsum([0, *n_systems[:-1]])):
-            job = group[seg.job]
+            job = live[seg.job]
             if seg.start < 0:
                 job.host_energy = float(energy[k])
             else:
@@ -205,28 +210,10 @@ def evaluate_jobs(jobs: Sequence[ProbeJob], loaded: LoadedModel, max_atoms: int 
         if progress:
             progress(sum(s.stop - s.start for s in segments if s.start >= 0))
 
-    batches = deque(_segments(live, budget.atoms))
-    while batches:
-        segments = batches.popleft()
-        try:
-            run(segments, live)
-        except Exception as exc:  # noqa: BLE001 - out of memory: cut smaller; else isolate the job that breaks
-            redo = sorted({s.job for s in segments})
-            if is_out_of_memory(exc) and budget.atoms > 1:
-                budget.halve()
-                rest = [b for b in ([s for s in b if s.job not in redo] for b in batches) if b]
-                again = [[_Segment(redo[s.job], s.start, s.stop) for s in b]
-                         for b in _segments([live[j] for j in redo], budget.atoms)]
-                batches = deque(again + rest)
-                continue
-            log.warning("PES batch failed (%s); retrying its grids one by one", short_error(exc))
-            for j in redo:
-                try:
-                    for sub in _segments([live[j]], budget.atoms):
-                        run(sub, [live[j]])
-                except Exception as exc_j:  # noqa: BLE001
-                    live[j].error = f"{live[j].approach}: model failed: {short_error(exc_j)}"
-                    live[j].transient = is_out_of_memory(exc_j)
+    failed = evaluate_batched(_whole(live), lambda seg: seg.job,
+                              lambda segments, atoms: _cut(live, segments, atoms), run, budget, "PES")
+    for j, failure in failed.items():
+        live[j].error, live[j].transient = f"{live[j].approach}: {failure.reason}", failure.transient
     for job in live:
         if job.error:
             continue

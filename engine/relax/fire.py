@@ -121,8 +121,7 @@ class _InFlightFire:
     def run(self) -> AtomBudget:
         cr, dev, dtype = self.crystals, self.model.device, self.model.dtype
         lacking = missing_elements(cr, self.loaded)
-        self.report([RelaxResult(self.ids[i], Status.ERROR, f"elements not in model: {why} ({self.loaded.name})")
-                     for i, why in lacking.items()])
+        self.report([RelaxResult(self.ids[i], Status.ERROR, why) for i, why in lacking.items()])
         todo = [i for i in range(len(cr)) if i not in lacking]
         if not todo:
             return AtomBudget(0)
@@ -326,8 +325,9 @@ class _InFlightFire:
 
 
 def missing_elements(crystals: Crystals, loaded: LoadedModel) -> dict[int, str]:
-    """{index: the elements the model lacks} of the structures with any (one vectorised pass over the atoms)."""
+    """{index: why the model cannot compute it} of the structures with elements it lacks (one vectorised pass over
+    the atoms, :meth:`engine.models.base.LoadedModel.lacks` for those it finds)."""
     known = np.zeros(119, bool)
     known[list(loaded.supported_z)] = True
     bad = crystals.per_structure(~known[crystals.numbers], np.logical_or)
-    return {int(i): " ".join(loaded.unsupported_elements(crystals[i].numbers)) for i in np.flatnonzero(bad)}
+    return {int(i): loaded.lacks(crystals[i].numbers) for i in np.flatnonzero(bad)}

@@ -14,7 +14,6 @@ energy that relaxes into another structure when its symmetry is broken.
 from __future__ import annotations
 
 import logging
-from collections import deque
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -25,7 +24,7 @@ from phonopy.harmonic.dynmat_to_fc import get_commensurate_points
 from phonopy.structure.atoms import PhonopyAtoms
 from pymatgen.core import Structure
 
-from engine.core.batching import AtomBudget, atom_budget, is_out_of_memory
+from engine.core.batching import AtomBudget, atom_budget, evaluate_batched, greedy_batches
 from engine.core.crystals import Crystals
 from engine.core.rows import NAN, Row, Status, short_error
 from engine.core.supercells import width_supercell
@@ -113,12 +112,10 @@ def _crystals(cells: list[PhonopyAtoms]) -> Crystals:
 def evaluate_forces(jobs: list[PhononJob], loaded: LoadedModel, budget: int | None | AtomBudget, cpu_atoms: int,
                     progress=None) -> AtomBudget | None:
     """Forces [eV/Å] of every supercell of every job, as batched states of at most the atom budget: all the
-    candidates' supercells in one queue. Out of memory: the budget halves and the batch is cut again; another failure
-    of a batch is retried job by job, and a job that still fails gets the model's error."""
+    candidates' supercells in one queue (:func:`engine.core.batching.evaluate_batched`; a job that fails even alone
+    gets the model's error)."""
     for job in jobs:
-        missing = not job.error and loaded.unsupported_elements(job.phonon.supercell.numbers)
-        if missing:
-            job.error = f"elements not in model: {' '.join(missing)} ({loaded.name})"
+        job.error = job.error or loaded.lacks(job.phonon.supercell.numbers)
     live = [j for j in jobs if not j.error]
     if not live:
         return budget if isinstance(budget, AtomBudget) else None
@@ -131,17 +128,6 @@ def evaluate_forces(jobs: list[PhononJob], loaded: LoadedModel, budget: int | No
                              .to_state(model.device, model.dtype))
     forces: list[np.ndarray | None] = [None] * len(cells)
 
-    def batches(indices: list[int]) -> list[list[int]]:
-        out, batch, atoms = [], [], 0
-        for i in indices:
-            n = len(cells[i][1])
-            if batch and atoms + n > budget.atoms:
-                out.append(batch)
-                batch, atoms = [], 0
-            batch.append(i)
-            atoms += n
-        return out + ([batch] if batch else [])
-
     def run(batch: list[int]) -> None:
         crystals = _crystals([cells[i][1] for i in batch])
         state = crystals.to_state(model.device, model.dtype)
@@ -151,25 +137,11 @@ def evaluate_forces(jobs: list[PhononJob], loaded: LoadedModel, budget: int | No
         if progress:
             progress(len(batch))
 
-    queue = deque(batches(list(range(len(cells)))))
-    while queue:
-        batch = queue.popleft()
-        try:
-            run(batch)
-        except Exception as exc:  # noqa: BLE001 - out of memory: cut smaller; else isolate the job that breaks
-            if is_out_of_memory(exc) and budget.atoms > 1:
-                budget.halve()
-                queue = deque(batches([i for b in [batch, *queue] for i in b]))
-                continue
-            log.warning("phonon batch failed (%s); retrying its candidates one by one", short_error(exc))
-            for j in sorted({cells[i][0] for i in batch}):
-                mine = [i for i in batch if cells[i][0] == j]
-                try:
-                    for b in batches(mine):
-                        run(b)
-                except Exception as exc_j:  # noqa: BLE001
-                    live[j].error = f"model failed: {short_error(exc_j)}"
-                    live[j].transient = is_out_of_memory(exc_j)
+    failed = evaluate_batched(range(len(cells)), lambda i: cells[i][0],
+                              lambda units, atoms: greedy_batches(units, lambda i: len(cells[i][1]), atoms),
+                              run, budget, "phonon")
+    for j, failure in failed.items():
+        live[j].error, live[j].transient = failure.reason, failure.transient
     for j, job in enumerate(live):
         job.forces = [forces[i] for i, (k, _) in enumerate(cells) if k == j]
     return budget

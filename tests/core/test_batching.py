@@ -111,7 +111,8 @@ def test_relax_records_a_structure_with_non_finite_forces_at_the_start_and_relax
 
 
 def test_md_splits_a_batch_that_runs_out_of_memory_and_repeats_the_same_trajectories(tmp_path):
-    settings = MdSettings(temperatures=[300.0], timestep_fs=2.0, thermalisation_ps=0.02, production_ps=0.04,
+    settings = MdSettings(temperatures=[300.0], transport_temperature=300.0, framework_temperature=300.0,
+                          timestep_fs=2.0, thermalisation_ps=0.02, production_ps=0.04,
                           sample_interval_fs=4.0, check_interval_fs=10.0, max_atoms_per_batch=400,
                           runaway_factor=10.0)
     structures = cells(5, rattle=0.0)
