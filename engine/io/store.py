@@ -202,8 +202,10 @@ class ResultStore:
 
     # ---- group attributes and per-candidate arrays ------------------------------------------------------
     def set_attrs(self, group_name: str, values: Mapping[str, object]) -> None:
-        """Set attributes of the group at ``group_name`` (a path; created if absent); None values are skipped."""
-        self.h5.require_group(group_name).attrs.update({k: v for k, v in values.items() if v is not None})
+        """Set attributes of the group at ``group_name`` (a path; created if absent); None values are skipped, and
+        settings' StrEnum choices are written as their plain strings (h5py has no conversion for str subclasses)."""
+        self.h5.require_group(group_name).attrs.update(
+            {k: str(v) if isinstance(v, str) else v for k, v in values.items() if v is not None})
         self.h5.flush()
 
     def attrs(self, group_name: str) -> dict[str, object]:

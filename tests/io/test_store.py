@@ -41,3 +41,13 @@ def test_rejects_unknown_status_and_ragged_columns(tmp_path):
             store.append("x", ["a"], ["pending"], [""])
         with pytest.raises(ValueError, match="unequal"):
             store.append("x", ["a", "b"], ["pass", "pass"], ["", ""], columns={"e": [1.0]})
+
+
+def test_settings_choices_are_written_as_plain_strings(tmp_path):
+    """A StrEnum setting (engine.references.sources.EnergySource) in a group attribute reads back as its string."""
+    from engine.io.store import ResultStore
+    from engine.references.sources import EnergySource
+
+    with ResultStore(tmp_path / "a.h5") as store:
+        store.set_attrs("references", {"energies": EnergySource.model})
+        assert store.attrs("references")["energies"] == "model"
