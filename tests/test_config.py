@@ -109,3 +109,39 @@ def test_an_unknown_band_gap_rule_stops_the_run_naming_the_values(tmp_path):
     text = screen_fails("bandgap.rule=any", f"output={out}")
     assert "Invalid value 'any', expected one of [agree_below, majority, all_above]" in text
     assert not out.exists()
+
+
+def test_hydras_add_a_key_form_is_refused_in_one_line(tmp_path):
+    out = tmp_path / "never.h5"
+    text = screen_fails("+relax.fmx=0.1", f"output={out}")
+    lines = [line for line in text.splitlines() if line.strip() and "Warp" not in line and "warn" not in line.lower()]
+    assert lines == ["relax.fmx: Key 'fmx' not in 'RelaxSettings'"], lines
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("override, key", [("md.temperatures=[-5]", "md.temperatures"),
+                                           ("md.temperatures=[600]", "md.temperatures"),
+                                           ("pes.approaches=[x]", "pes.approaches"),
+                                           ("references.energies=modle", "references.energies"),
+                                           ("relax.cell_filter=foo", "relax.cell_filter"),
+                                           ("shard.index=3", "shard.index"),
+                                           ("stages=[candidates,nosuch]", "stages"),
+                                           ("phonons.model=nosuch", "phonons.model")])
+def test_a_bad_value_is_refused_before_any_work_naming_its_key(override, key):
+    """Composition (Hydra: types and choices) or validation (engine.config.validated: ranges, stages, models) stops
+    it, with a message that names the key."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf.errors import OmegaConfBaseException
+
+    from engine.config import register, validated
+
+    register()
+    with initialize_config_dir(str(ROOT / "conf"), version_base=None):
+        try:
+            cfg = compose("screen", overrides=[override])
+        except Exception as exc:  # noqa: BLE001 - Hydra's composition error, its cause names the key
+            cause = exc.__cause__ or exc
+            assert isinstance(cause, OmegaConfBaseException) and key in str(cause), str(exc)
+            return
+    with pytest.raises(ValueError, match=key.replace(".", r"\.")):
+        validated(cfg)
