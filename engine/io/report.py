@@ -60,20 +60,25 @@ def funnel(store: ResultStore, cfg: ScreenConfig) -> list[FunnelStep]:
     return steps
 
 
-def coating_rows(store: ResultStore, kind: str) -> list[dict]:
+def later_columns(store: ResultStore) -> list[tuple[str, dict[str, str]]]:
+    """The coating tables' columns of the stages after thermo, in stage order: (header, {id: text}), each stage's
+    ``coating`` in the stage table."""
+    return [column for s in STAGES if s.coating is not None for column in s.coating(store)]
+
+
+def coating_rows(store: ResultStore, kind: str, columns: list[tuple[str, dict[str, str]]] | None = None) -> list[dict]:
     """Candidates meeting the anode (``kind="anode"``) or cathode coating criteria, with what the stages after thermo
-    found (each stage's ``coating`` columns in the stage table, under ``"later"``), ordered by the last stage's status
+    found (``columns``, :func:`later_columns` when not given, under ``"later"``), ordered by the last stage's status
     first, then by E_hull."""
     if not store.has("thermo"):
         return []
+    columns = later_columns(store) if columns is None else columns
     flag = store.column_by_id("thermo", f"{kind}_coating")
     cols = {k: store.column_by_id("thermo", k) for k in ("e_hull", "e_red", "e_ox", "e_rxn_electrolyte", "e_rxn_cathode")}
     formula = store.column_by_id("candidates", "formula")
     relaxed = (store.structures("relax", [i for i, f in flag.items() if f])
                if store.has("relax") and store.exists("relax/structure") else {})
-    later = [s for s in STAGES if s.coating is not None]
-    columns = [column for s in later for column in s.coating(store)]
-    statuses = [store.column_by_id(s.name, "status") for s in reversed(later)]
+    statuses = [store.column_by_id(s.name, "status") for s in reversed(STAGES) if s.coating is not None]
     rows = []
     for cid, ok in flag.items():
         if not ok:
@@ -105,11 +110,6 @@ def _num(x: float, fmt: str) -> str:
 STATUS_ORDER = {"pass": 0, "fail": 1, "error": 2, "": 3}
 
 
-def later_heads(store: ResultStore) -> list[str]:
-    """The coating tables' columns of the stages after thermo, in stage order."""
-    return [head for s in STAGES if s.coating is not None for head, _ in s.coating(store)]
-
-
 def bandgap_lines(store: ResultStore) -> list[str]:
     """Which band-gap predictors decided: the committee, its rule, and per member how many verdicts it decided."""
     if not store.has("bandgap") or "member_gaps" not in store.column_names("bandgap"):
@@ -127,7 +127,9 @@ def bandgap_lines(store: ResultStore) -> list[str]:
 
 
 def markdown(store: ResultStore, steps: list[FunnelStep], anode: list[dict], cathode: list[dict],
-             below: list[dict] | None = None) -> str:
+             below: list[dict] | None = None, later: list[str] | None = None) -> str:
+    """The report's text; ``later``: the headers of the later stages' coating columns (:func:`later_columns`)."""
+    later = [head for head, _ in later_columns(store)] if later is None else later
     lines = [f"# Screening report: {store.path.name}", "", "## Funnel", "",
              "| criterion | candidates passing |", "|---|---:|"]
     lines += [f"| {s.criterion} | {'–' if s.passed is None else s.passed}{f' ({s.note})' if s.note else ''} |"
@@ -137,7 +139,7 @@ def markdown(store: ResultStore, steps: list[FunnelStep], anode: list[dict], cat
                              ("Cathode-coating candidates (CC)", cathode, ("e_rxn_electrolyte", "e_rxn_cathode"))):
         rxn_heads = [{"e_rxn_electrolyte": "E_rxn electrolyte (eV/atom)", "e_rxn_cathode": "E_rxn cathode (eV/atom)"}[k]
                      for k in rxn]
-        heads = ["id", "formula", "SG", "E_hull (eV/atom)", "E_red (V)", "E_ox (V)", *rxn_heads, *later_heads(store)]
+        heads = ["id", "formula", "SG", "E_hull (eV/atom)", "E_red (V)", "E_ox (V)", *rxn_heads, *later]
         lines += ["", f"## {title}", "", "| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
         if not rows:
             lines.append("| none |" + " |" * (len(heads) - 1))
@@ -294,10 +296,12 @@ def write_report(h5_path: str | Path, out_dir: str | Path | None = None) -> dict
     with ResultStore(h5_path, "r") as store:
         cfg = from_stored(store.metadata()["config"])
         steps = funnel(store, cfg)
-        anode, cathode = coating_rows(store, "anode"), coating_rows(store, "cathode")
+        columns = later_columns(store)
+        anode, cathode = coating_rows(store, "anode", columns), coating_rows(store, "cathode", columns)
         paths = {"report": out / "report.md", "funnel": out / "funnel.png", "bandgap": out / "bandgap.png",
                  "transport": out / "transport.png", "windows": out / "windows.png"}
-        paths["report"].write_text(markdown(store, steps, anode, cathode, below_hull_rows(store)))
+        paths["report"].write_text(markdown(store, steps, anode, cathode, below_hull_rows(store),
+                                                  [head for head, _ in columns]))
         plot_funnel(steps, paths["funnel"])
         plot_bandgap(store, float(cfg.bandgap.threshold), paths["bandgap"])
         plot_transport(store, cfg.md, paths["transport"])
