@@ -9,8 +9,9 @@ is its own work: what would dominate on a GPU, where a uMLIP step on 10^5 atoms 
   check, packing, in-flight batching, verdicts, rows written to the run file) on N rattled 8-atom rock-salt cells,
   all in one batch; bare: ``fire_init`` and
   ``fire_step`` (ASE-flavoured FIRE, Fréchet cell filter) on the packed batch for as many steps as the engine needed.
-- pes: ``engine.pes.probes.evaluate_jobs`` on framework grids whose probes number N in all (hosts of 8 atoms), best of
-  three; bare: the same probe systems built as one state with torch operations and one model call.
+- pes: ``engine.pes.probes.evaluate_jobs`` on framework grids whose probes number N in all (hosts of 8 atoms, each
+  probe evaluated in the host's 2×2×2 supercell, as ``min_probe_width`` asks), all in one batch, best of three; bare:
+  the same probe systems (the same supercells) built as one state with torch operations and one model call.
 - md: ``engine.md.replicas.run_replicas`` (Berendsen then Nosé–Hoover, health checks, trajectories streamed to an
   HDF5 file) on N 8-atom replicas for 500 steps of 2 fs (frames every 10 fs, checks every 50 fs, as in the paper
   protocol); bare: torch-sim's ``nvt_nose_hoover_step`` for as many steps on the same batch.
@@ -111,11 +112,12 @@ def bench_pes(loaded, n: int, workdir: Path) -> dict:
     hosts = cells(max(1, -(-n // per_host)), 0.05, seed=1)
     jobs = [make_job(f"h{i}", s, "framework", settings) for i, s in enumerate(hosts)]
     n_probes = sum(j.grid.n_evaluated for j in jobs)
-    max_atoms = 9 * n_probes + 8 * len(jobs)  # every probe in one batch, as on a big GPU
+    # each probe is evaluated in the host's supercell of at least min_probe_width (evaluated_host), in both loops
+    max_atoms = sum((len(j.evaluated_host) + 1) * j.grid.n_evaluated + len(j.evaluated_host) for j in jobs)
     device, dtype = loaded.model.device, loaded.model.dtype
-    hosts_t = [(torch.as_tensor(j.host.cart_coords, dtype=dtype, device=device),
-                torch.as_tensor(j.host.atomic_numbers, device=device),
-                torch.as_tensor(j.host.lattice.matrix.T.copy(), dtype=dtype, device=device),
+    hosts_t = [(torch.as_tensor(j.evaluated_host.cart_coords, dtype=dtype, device=device),
+                torch.as_tensor(j.evaluated_host.atomic_numbers, device=device),
+                torch.as_tensor(j.evaluated_host.lattice.matrix.T.copy(), dtype=dtype, device=device),
                 torch.as_tensor(j.probe_cart, dtype=dtype, device=device)) for j in jobs]
 
     def bare():

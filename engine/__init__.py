@@ -6,11 +6,13 @@ native code) go to the ``py.warnings`` logger, which a run sends to its log file
 """
 
 import logging
+import os
 import warnings
 
 from engine.terminal import native_stderr_held
 
 warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
 logging.getLogger("py.warnings").addHandler(logging.NullHandler())  # no last-resort printing outside a run
-with native_stderr_held():
-    import torch_sim  # noqa: F401 - initialises Warp, whose CUDA-driver notice is printed natively
+if not os.environ.get("COATING_HOST_WORKER"):  # host workers (engine.core.workers) import only what their work needs
+    with native_stderr_held():
+        import torch_sim  # noqa: F401 - initialises Warp, whose CUDA-driver notice is printed natively

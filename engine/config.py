@@ -36,10 +36,16 @@ class RunSettings:
     shard: ShardSettings = field(default_factory=ShardSettings)  # this process's slice of the candidates
     device: str = "auto"  # auto = cuda when available, else cpu
     threads: int | None = None  # torch CPU threads (null: torch's default)
+    workers: int | None = None  # processes for host-side work: sampling, CrystalNN, ... (null: every core)
     output: str = "runs/screen.h5"  # one HDF5 file per run; rerunning the same command resumes it
 
+    def __post_init__(self):
+        for key in ("threads", "workers"):
+            if getattr(self, key) is not None and getattr(self, key) < 1:
+                raise ValueError(f"{key} must be at least 1 (or null), not {getattr(self, key)}")
 
-FREE_ON_RESUME = ("stages", "shard", "device", "threads", "output")
+
+FREE_ON_RESUME = ("stages", "shard", "device", "threads", "workers", "output")
 
 
 def stage_sections(stages: tuple[Stage, ...] = STAGES) -> list[tuple[str, type, str]]:

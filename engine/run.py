@@ -14,6 +14,7 @@ from pymatgen.core import Structure
 from tqdm import tqdm
 
 from engine.core.crystals import Crystals
+from engine.core.workers import worker_count
 from engine.io.store import ResultStore
 from engine.models import LoadedModel, load_model, model_config, resolve_device
 from engine.stages import feeders as stage_feeders
@@ -26,6 +27,11 @@ class Run:
         self.cfg, self.store, self.stages = cfg, store, stages
         self.device = resolve_device(cfg.device)
         self._models: dict[str, LoadedModel] = {}
+
+    @property
+    def workers(self) -> int:
+        """Processes for host-side work (``workers``; null = every core this process may use)."""
+        return worker_count(self.cfg.get("workers"))
 
     def settings(self, section: str):
         """The typed settings dataclass of a config section (e.g. ``RelaxSettings`` for ``relax``)."""
@@ -77,9 +83,9 @@ class Run:
         return self.store.structures(self.stages[name].structures, ids)
 
     @contextlib.contextmanager
-    def progress(self, stage: str, total: int):
+    def progress(self, stage: str, total: int | None, unit: str = "structure"):
         """A progress bar for ``stage``; stages call ``update(n)`` as results are reported."""
-        bar = tqdm(total=total, desc=stage, unit="structure", file=sys.stderr, dynamic_ncols=True)
+        bar = tqdm(total=total, desc=stage, unit=unit, file=sys.stderr, dynamic_ncols=True)
         kill_at = _kill_point(stage)
         if kill_at is not None:
             update = bar.update

@@ -3,20 +3,26 @@ seed's CSX constraints (required elements, allowed elements, number of elements)
 
 Compositions are balanced with common oxidation states (pymatgen's ``Composition.oxi_state_guesses``) and placed
 in random crystals of the configured space groups with pyxtal (Fredericks et al., Comput. Phys. Commun. 261,
-107810 (2021)). Everything is seeded: the same settings give the same candidates, which lets a killed run resume.
+107810 (2021)). Everything is seeded per chemical system (:func:`system_seed`): the same settings give the same
+candidates, which lets a killed run resume, and a system's candidates do not depend on which process samples it
+(host workers, shards).
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import itertools
 import logging
 import warnings
-from functools import cache
+from collections.abc import Sequence
+from functools import cache, partial
 
 import numpy as np
 from pymatgen.core import Composition, Element
 
 from engine.candidates.readers import Candidate
+from engine.core.workers import WorkerError, map_isolated
 
 log = logging.getLogger(__name__)
 
@@ -64,25 +70,53 @@ def symmetric_crystal(space_group: int, species: list[str], num_ions: list[int],
     return crystal.to_pymatgen()
 
 
+@cache
+def _atomic_tolerances():
+    from pyxtal.tolerance import Tol_matrix
+
+    return Tol_matrix(prototype="atomic")
+
+
+@contextlib.contextmanager
+def _one_tolerance_matrix():
+    """pyxtal (1.x) merges Wyckoff positions through ``check_images(..., tol=...)`` without a tolerance matrix, and
+    ``check_images`` then builds pyxtal's 119 × 119 default matrix in Python on every call (about 10 ms, over half of
+    the sampling time) although, given ``tol``, it never reads it. Inside this context it gets one matrix built once:
+    the same crystals, bit for bit."""
+    import pyxtal.symmetry
+
+    original = pyxtal.symmetry.check_images
+    pyxtal.symmetry.check_images = partial(original, tm=_atomic_tolerances())
+    try:
+        yield
+    finally:
+        pyxtal.symmetry.check_images = original
+
+
 def _random_crystal(comp: Composition, space_group: int, z: int, seed: int):
     return symmetric_crystal(space_group, [el.symbol for el in comp.elements],
                              [int(comp[el]) * z for el in comp.elements], seed)
 
 
-def sample_symmetric_crystals(chemical_systems: list[list[str]], per_system: int, space_groups: list[int],
-                              max_atoms: int, seed: int, max_tries: int = 200) -> list[Candidate]:
-    """Random symmetric crystals, ``per_system`` for each chemical system, reproducible from ``seed``."""
-    rng = np.random.default_rng(seed)
+def system_seed(seed: int, chemsys: str) -> list[int]:
+    """The sampler's seed for one chemical system: the run's seed and a stable hash of the system, so that a system's
+    candidates are the same whichever other systems are sampled, in whichever process (shards, workers)."""
+    return [seed, int(hashlib.sha256(chemsys.encode()).hexdigest()[:8], 16)]
+
+
+def sample_system(system: Sequence[str], per_system: int, space_groups: Sequence[int], max_atoms: int, seed: int,
+                  max_tries: int = 200) -> list[Candidate]:
+    """``per_system`` random symmetric crystals of one chemical system, reproducible from ``seed`` and the system."""
+    chemsys = "-".join(system)
+    comps = charge_balanced_compositions(list(system), max_atoms)
+    if not comps:
+        log.warning("no charge-balanced composition for %s within %d atoms", chemsys, max_atoms)
+        return []
+    rng = np.random.default_rng(system_seed(seed, chemsys))
     out: list[Candidate] = []
-    for system in chemical_systems:
-        chemsys = "-".join(system)
-        comps = charge_balanced_compositions(list(system), max_atoms)
-        if not comps:
-            log.warning("no charge-balanced composition for %s within %d atoms", chemsys, max_atoms)
-            continue
-        made = 0
+    with _one_tolerance_matrix():
         for _ in range(max_tries):
-            if made == per_system:
+            if len(out) == per_system:
                 break
             comp = comps[rng.integers(len(comps))]
             n_fu = int(comp.num_atoms)
@@ -94,10 +128,26 @@ def sample_symmetric_crystals(chemical_systems: list[list[str]], per_system: int
                 continue
             if structure is None or len(structure) > max_atoms:
                 continue
-            out.append(Candidate(f"{chemsys}-{made:04d}", f"builtin:sg{sg}", structure))
-            made += 1
-        if made < per_system:
-            log.warning("sampled only %d/%d crystals for %s", made, per_system, chemsys)
+            out.append(Candidate(f"{chemsys}-{len(out):04d}", f"builtin:sg{sg}", structure))
+    if len(out) < per_system:
+        log.warning("sampled only %d/%d crystals for %s", len(out), per_system, chemsys)
+    return out
+
+
+def sample_symmetric_crystals(chemical_systems: list[list[str]], per_system: int, space_groups: list[int],
+                              max_atoms: int, seed: int, max_tries: int = 200, workers: int = 1,
+                              progress=None) -> list[Candidate]:
+    """Random symmetric crystals, ``per_system`` for each chemical system (one system per host worker), in the
+    order of the systems; the same whatever ``workers``. A system whose sampling fails gives one unreadable
+    candidate with the reason."""
+    work = partial(sample_system, per_system=per_system, space_groups=list(space_groups), max_atoms=max_atoms,
+                   seed=seed, max_tries=max_tries)
+    out: list[Candidate] = []
+    for system, made in zip(chemical_systems, map_isolated(work, chemical_systems, workers, progress)):
+        if isinstance(made, WorkerError):
+            out.append(Candidate(f"{'-'.join(system)}-0000", "builtin", None, f"sampling failed: {made}"))
+        else:
+            out += made
     return out
 
 

@@ -79,7 +79,7 @@ def known_structures(run, cfg, systems: Iterable[Iterable[str]],
     named = []
     if cfg.references:
         named += references if references is not None else [
-            (p.id, p.structure) for p in collect_phases(reference_source(run.cfg.references), systems)
+            (p.id, p.structure) for p in collect_phases(reference_source(run.cfg.references), systems, run.workers)
             if p.structure is not None]
     for path in cfg.get("known_structures") or []:
         for c in read_candidates(path):

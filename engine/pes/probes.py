@@ -57,6 +57,7 @@ class ProbeJob:
     transient: bool = False  # the error is the device's (out of memory), not the candidate's
     n_nonfinite: int = 0
     _probe_cart: np.ndarray = field(default=None, repr=False)
+    _host_arrays: tuple | None = field(default=None, repr=False)
     descriptors: tuple | None = field(default=None, repr=False)  # (settings, the grid's descriptors), cached
 
     @property
@@ -69,6 +70,16 @@ class ProbeJob:
     @property
     def evaluated_host(self) -> Structure:
         return self.host if self.cell_host is None else self.cell_host
+
+    def host_arrays(self, dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(positions [Å], atomic numbers, cell rows [Å]) of the evaluated host as CPU tensors, built once: every
+        batch that holds some of this job's probes copies them."""
+        if self._host_arrays is None or self._host_arrays[0].dtype != dtype:
+            host = self.evaluated_host
+            self._host_arrays = (torch.tensor(host.cart_coords, dtype=dtype),
+                                 torch.as_tensor(host.atomic_numbers, dtype=torch.long),
+                                 torch.tensor(host.lattice.matrix, dtype=dtype))
+        return self._host_arrays
 
     def energy_map(self) -> np.ndarray:
         """The full grid (n_a, n_b, n_c) of probe energies [eV], +inf where not computed (the refined grid, at
@@ -147,22 +158,19 @@ def _batch_state(jobs: Sequence[ProbeJob], segments: Sequence[_Segment], device,
     """The batched state of ``segments``: hosts alone, or hosts copied once per probe with the probe Li last."""
     pos, z, cells, counts = [], [], [], []
     for seg in segments:
-        host = jobs[seg.job].evaluated_host
-        hpos = torch.tensor(host.cart_coords, dtype=dtype)
-        hz = torch.as_tensor(host.atomic_numbers, dtype=torch.long)
-        cell = torch.tensor(host.lattice.matrix, dtype=dtype)
+        hpos, hz, cell = jobs[seg.job].host_arrays(dtype)
         if seg.start < 0:
             pos.append(hpos)
             z.append(hz)
             cells.append(cell[None])
-            counts.append(torch.tensor([len(host)]))
+            counts.append(torch.tensor([len(hz)]))
             continue
         m = seg.stop - seg.start
         probes = torch.as_tensor(jobs[seg.job].probe_cart[seg.start:seg.stop], dtype=dtype)
         pos.append(torch.cat([hpos.expand(m, -1, -1), probes[:, None, :]], dim=1).reshape(-1, 3))
         z.append(torch.cat([hz.expand(m, -1), torch.full((m, 1), LI)], dim=1).reshape(-1))
         cells.append(cell.expand(m, -1, -1))
-        counts.append(torch.full((m,), len(host) + 1))
+        counts.append(torch.full((m,), len(hz) + 1))
     numbers = torch.cat(z)
     counts = torch.cat(counts)
     return ts.SimState(
@@ -171,7 +179,8 @@ def _batch_state(jobs: Sequence[ProbeJob], segments: Sequence[_Segment], device,
         cell=torch.cat(cells).transpose(1, 2).contiguous().to(device),  # torch-sim: lattice vectors as columns
         pbc=torch.tensor([True, True, True], device=device),
         atomic_numbers=numbers.to(device),
-        system_idx=torch.repeat_interleave(torch.arange(len(counts)), counts).to(device),
+        # output_size: without it repeat_interleave first sums the counts itself, 1 ms a call on a CPU (torch 2.x)
+        system_idx=torch.repeat_interleave(torch.arange(len(counts)), counts, output_size=len(numbers)).to(device),
     )
 
 

@@ -19,6 +19,7 @@ from ase.build import bulk
 from pymatgen.core import Composition, Lattice, Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
+from engine.core.spacegroups import from_spacegroup
 from engine.references.close_packed import ccp_anions, hcp_anions, order_by_electrostatics
 
 
@@ -50,7 +51,7 @@ def _ase_element(symbol: str) -> Callable[[], Structure]:
 
 
 def _sg(spacegroup: str, lattice: Lattice, species: list[str], coords: list[list[float]]) -> Callable[[], Structure]:
-    return lambda: Structure.from_spacegroup(spacegroup, lattice, species, coords)
+    return lambda: from_spacegroup(spacegroup, lattice, species, coords)
 
 
 def _diatomic_molecular_crystal(symbol: str, a: float, b: float, c: float, bond: float) -> Callable[[], Structure]:
@@ -60,7 +61,7 @@ def _diatomic_molecular_crystal(symbol: str, a: float, b: float, c: float, bond:
         # solid I2: a 7.18, b 4.71, c 9.81 Å, I at (0, 0.1543, 0.1174) (Wyckoff, Crystal Structures vol. 1)
         v = np.array([0.1543 * 4.71, 0.1174 * 9.81])
         y, z = v * (bond / 2) / np.linalg.norm(v) / np.array([b, c])
-        return Structure.from_spacegroup("Cmce", Lattice.orthorhombic(a, b, c), [symbol], [[0, y, z]])
+        return from_spacegroup("Cmce", Lattice.orthorhombic(a, b, c), [symbol], [[0, y, z]])
     return build
 
 
@@ -87,12 +88,12 @@ def _lgps() -> Structure:
     d_ps, d_ges = 2.05, 2.22
     side, height = np.sqrt(2 / 3), 1 / np.sqrt(3)  # regular tetrahedron about a 2-fold axis along c
     z = 0.6895
-    framework = Structure.from_spacegroup(
+    framework = from_spacegroup(
         "P4_2/nmc", Lattice.tetragonal(a, c), ["Ge", "P", "S", "S", "S"],
         [[0, 0, 0], [0, 0.5, z],
          [d_ps * side / a, 0.5, z + d_ps * height / c], [0, 0.5 + d_ps * side / a, z - d_ps * height / c],
          [d_ges * side / a, 0, d_ges * height / c]])
-    li_sites = Structure.from_spacegroup(
+    li_sites = from_spacegroup(
         "P4_2/nmc", Lattice.tetragonal(a, c), ["Li"] * 4,
         [[0.2574, 0.2666, 0.1929], [0, 0.5, 0.9456], [0, 0, 0.2510], [0.2475, 0.2475, 0]])
     return order_by_electrostatics(framework, li_sites.frac_coords, {"Li": 20},

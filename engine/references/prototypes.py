@@ -35,6 +35,7 @@ from math import gcd
 import numpy as np
 from pymatgen.core import Composition, Element, Lattice, Species, Structure
 
+from engine.core.spacegroups import from_spacegroup
 from engine.references.close_packed import ccp_anions, hcp_anions, order_by_electrostatics
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ class Prototype:
 
 def _sg(spacegroup: str, lattice: Lattice, cation_coords, anion_coords) -> Builder:
     def build(a: str, x: str) -> Structure:
-        return Structure.from_spacegroup(spacegroup, lattice, [a] * len(cation_coords) + [x] * len(anion_coords),
+        return from_spacegroup(spacegroup, lattice, [a] * len(cation_coords) + [x] * len(anion_coords),
                                          list(cation_coords) + list(anion_coords))
     return build
 

@@ -25,6 +25,8 @@ import numpy as np
 from pymatgen.core import Composition, Structure
 from pymatgen.entries.computed_entries import ComputedEntry, ComputedStructureEntry
 
+from engine.core.workers import WorkerError, map_isolated
+
 log = logging.getLogger(__name__)
 
 
@@ -106,17 +108,33 @@ class BuiltinReferences(ReferenceSource):
     def __init__(self):
         self._built: dict[str, Structure] = {}
 
+    def prepare(self, systems: Iterable[Iterable[str]], workers: int = 1) -> None:
+        """Build every built-in phase of ``systems`` not built yet, one phase per host worker (some are ordered by
+        an electrostatic search of seconds); a phase whose construction fails is left out with a warning."""
+        from engine.references.builtin_phases import BUILTIN
+
+        wanted = {i for i, phase in enumerate(BUILTIN) for system in systems
+                  if phase.elements <= set(system) and phase.id not in self._built}
+        order = sorted(wanted)
+        for i, built in zip(order, map_isolated(_build_builtin, order, workers)):
+            if isinstance(built, WorkerError):
+                log.warning("built-in reference %s could not be built: %s", BUILTIN[i].id, built)
+            else:
+                self._built[BUILTIN[i].id] = built
+
     def phases(self, elements: Iterable[str]) -> list[ReferencePhase]:
         from engine.references.builtin_phases import BUILTIN
 
         allowed = set(elements)
-        out = []
-        for phase in BUILTIN:
-            if phase.elements <= allowed:
-                if phase.id not in self._built:
-                    self._built[phase.id] = phase.build()
-                out.append(ReferencePhase(phase.id, self._built[phase.id].copy(), "builtin"))
-        return out
+        self.prepare([allowed])
+        return [ReferencePhase(phase.id, self._built[phase.id].copy(), "builtin") for phase in BUILTIN
+                if phase.elements <= allowed and phase.id in self._built]
+
+
+def _build_builtin(index: int) -> Structure:
+    from engine.references.builtin_phases import BUILTIN
+
+    return BUILTIN[index].build()
 
 
 def read_entries(path: str | Path) -> list[ComputedEntry]:
@@ -242,24 +260,39 @@ def reference_source(cfg) -> ReferenceSource:
     raise ReferenceUnavailableError(f"unknown reference source {kind!r}; use builtin, file or mp_api")
 
 
-def prototype_phases(edges: Iterable[frozenset[str]], known: Iterable[ReferencePhase]) -> list[ReferencePhase]:
-    """The prototype phases of ``edges`` (:mod:`engine.references.prototypes`), less those a ``known`` phase already is (same
-    formula in the same structure type, by name)."""
-    from engine.references.prototypes import edge_phases
-
+def prototype_phases(edges: Iterable[frozenset[str]], known: Iterable[ReferencePhase],
+                     workers: int = 1) -> list[ReferencePhase]:
+    """The prototype phases of ``edges`` (:mod:`engine.references.prototypes`; one edge per host worker), less those
+    a ``known`` phase already is (same formula in the same structure type, by name). An edge whose construction
+    fails is left out with a warning."""
     have = {p.id.split(":", 1)[1] for p in known}
+    edges = [sorted(edge) for edge in sorted(edges, key=sorted)]
     out = []
-    for edge in sorted(edges, key=sorted):
-        for p in edge_phases(*sorted(edge)):
+    for edge, built in zip(edges, map_isolated(_edge_phases, edges, workers)):
+        if isinstance(built, WorkerError):
+            log.warning("prototype phases of %s could not be built: %s", "-".join(edge), built)
+            continue
+        for p in built:
             if p.id.split(":", 1)[1] not in have:
                 out.append(ReferencePhase(p.id, p.structure.copy(), "prototype"))
     return out
 
 
-def collect_phases(source: ReferenceSource, systems: Iterable[Iterable[str]]) -> list[ReferencePhase]:
-    """Every phase of every chemical system in ``systems``, each once."""
+def _edge_phases(edge: list[str]):
+    from engine.references.prototypes import edge_phases
+
+    return edge_phases(*edge)
+
+
+def collect_phases(source: ReferenceSource, systems: Iterable[Iterable[str]], workers: int = 1
+                   ) -> list[ReferencePhase]:
+    """Every phase of every chemical system in ``systems``, each once (built on ``workers`` host workers where the
+    source builds its phases)."""
+    systems = {frozenset(s) for s in systems}
+    if isinstance(source, BuiltinReferences):
+        source.prepare(systems, workers)
     seen: dict[str, ReferencePhase] = {}
-    for system in {frozenset(s) for s in systems}:
+    for system in sorted(systems, key=sorted):
         for p in source.phases(system):
             seen.setdefault(p.id, p)
     return list(seen.values())

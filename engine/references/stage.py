@@ -11,6 +11,7 @@ file; the thermo stage builds its hulls from these rows.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,15 +109,27 @@ def run_stage(run) -> None:
     source = reference_source(cfg)
     formulas = [formula[c] for c in passed]
     systems = needed_systems(formulas, list(cfg.partners))
-    phases = collect_phases(source, systems)
-    if cfg.source == "builtin" and cfg.prototypes:
-        phases += prototype_phases(completed_edges(formulas, list(cfg.partners), systems, cfg.prototype_edges), phases)
+    edges = completed_edges(formulas, list(cfg.partners), systems, cfg.prototype_edges) \
+        if cfg.source == "builtin" and cfg.prototypes else set()
+    coverage = sorted({"-".join(sorted(s)) for s in systems} | {"edge:" + "-".join(sorted(e)) for e in edges})
+    covered = set(json.loads(run.store.attrs("references").get("covered", "[]")))
+    if covered.issuperset(coverage):  # a resume: every phase of these systems is in the file already
+        return
+    phases = collect_phases(source, systems, run.workers)
+    if edges:
+        phases += prototype_phases(edges, phases, run.workers)
     run.store.set_attrs("references", {"reference_source": source.name, "energies": cfg.energies,
                                        "correction": cfg.correction})
     done = run.store.done_ids("references")
     new = [p for p in phases if p.id not in done]
-    if not new:
-        return
+    if new:
+        _append_rows(run, phases, new, cfg)
+    # after the rows: a run killed before this line builds the phases again and finds them done
+    run.store.set_attrs("references", {"covered": json.dumps(sorted(covered | set(coverage)))})
+
+
+def _append_rows(run, phases: Sequence[ReferencePhase], new: Sequence[ReferencePhase], cfg) -> None:
+    """Relax (or read) every phase (the hulls need them all), and append the rows of the ``new`` ones."""
     entries, rows = reference_entries(run, phases, cfg)
     by_id = {e.entry_id: e for e in entries}
     hulls = Hulls(entries)

@@ -18,10 +18,12 @@ import logging
 import math
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import partial
 
 from pymatgen.core import Composition, Structure
 
 from engine.core.rows import NAN, Row, Status, short_error
+from engine.core.workers import WorkerError, map_isolated
 from engine.references.sources import stored_references
 from engine.stability.bond_valence import NoOxidationStatesError, bond_valences, with_oxidation_states
 from engine.stability.coordination import ReferenceEnvironments, cation_environments, judge_coordination
@@ -30,6 +32,7 @@ from engine.thermo.hulls import Hulls, MissingReferencesError, chemsys
 
 log = logging.getLogger(__name__)
 STAGE = "plausibility"
+CHUNK = 256  # candidates judged (in parallel) between two writes to the run file
 FILTERS = ("coordination", "bond_valence", "tie_line")
 
 
@@ -72,17 +75,21 @@ class PlausibilityRow(Row):
     tie_line_reason: str = ""
 
 
-def reference_environments(structures: dict[str, Structure], symprec: float = 0.1) -> ReferenceEnvironments:
-    """The cation environments of reference phases (those without oxidation states are left out)."""
-    per_phase = []
-    for s in structures.values():
-        if len(s.composition.elements) < 2:
-            continue
-        try:
-            per_phase.append(cation_environments(with_oxidation_states(s), symprec))
-        except Exception as exc:  # noqa: BLE001 - an intermetallic or an odd cell says nothing about candidates
-            log.debug("no environments for %s: %s", s.composition.reduced_formula, short_error(exc))
-    return ReferenceEnvironments.of(per_phase)
+def _environments_of(structure: Structure, symprec: float):
+    try:
+        return cation_environments(with_oxidation_states(structure), symprec)
+    except Exception as exc:  # noqa: BLE001 - an intermetallic or an odd cell says nothing about candidates
+        log.debug("no environments for %s: %s", structure.composition.reduced_formula, short_error(exc))
+        return None
+
+
+def reference_environments(structures: dict[str, Structure], symprec: float = 0.1,
+                           workers: int = 1) -> ReferenceEnvironments:
+    """The cation environments of reference phases (those without oxidation states are left out), one phase per
+    host worker."""
+    phases = [s for s in structures.values() if len(s.composition.elements) >= 2]
+    found = map_isolated(partial(_environments_of, symprec=symprec), phases, workers)
+    return ReferenceEnvironments.of([e for e in found if e is not None and not isinstance(e, WorkerError)])
 
 
 def judge(cid: str, structure: Structure, cfg: PlausibilitySettings, reference: ReferenceEnvironments,
@@ -181,24 +188,35 @@ def run_stage(run) -> None:
         ref_ids = run.store.ids("references", status="pass")
         refs = run.store.structures("references", ref_ids)
         refs = {i: s for i, s in refs.items() if any(chemsys(s.composition) <= cs for cs in systems)}
-        reference = reference_environments(refs, cfg.symprec)
+        reference = reference_environments(refs, cfg.symprec, run.workers)
         log.info("%s: cation environments of %d reference phases", STAGE, len(refs))
     hulls = _hulls(run, todo) if cfg.tie_line != "off" else {}
-    rows: list[PlausibilityRow] = []
+    judge_one = partial(_judge_item, cfg=cfg, reference=reference)
     with run.progress(STAGE, len(todo)) as bar:
-        for cid in todo:
-            if cid not in structures:
-                rows.append(PlausibilityRow(cid, Status.ERROR, "no relaxed structure"))
-            else:
-                try:
-                    rows.append(judge(cid, structures[cid], cfg, reference, hulls.get(cid)))
-                except Exception as exc:  # noqa: BLE001 - one odd structure must not stop the run
-                    rows.append(PlausibilityRow(cid, Status.ERROR, f"analysis failed: {short_error(exc)}"))
-            bar.update(1)
-            if len(rows) >= 64:
-                run.store.append_rows(STAGE, rows)
-                rows.clear()
-        run.store.append_rows(STAGE, rows)
+        for chunk in range(0, len(todo), CHUNK):
+            ids = todo[chunk:chunk + CHUNK]
+            have = [cid for cid in ids if cid in structures]
+            judged = dict(zip(have, map_isolated(judge_one, [(c, structures[c], hulls.get(c)) for c in have],
+                                                 run.workers, bar.update)))
+            rows = []
+            for cid in ids:
+                row = judged.get(cid)
+                if row is None:
+                    bar.update(1)
+                    row = PlausibilityRow(cid, Status.ERROR, "no relaxed structure")
+                elif isinstance(row, WorkerError):
+                    row = PlausibilityRow(cid, Status.ERROR, f"analysis failed: {row}")
+                rows.append(row)
+            run.store.append_rows(STAGE, rows)
+
+
+def _judge_item(item: tuple, cfg: PlausibilitySettings, reference: ReferenceEnvironments) -> PlausibilityRow:
+    """:func:`judge` of one (id, structure, hull) in a host worker; a failure is that candidate's error row."""
+    cid, structure, hull = item
+    try:
+        return judge(cid, structure, cfg, reference, hull)
+    except Exception as exc:  # noqa: BLE001 - one odd structure must not stop the run
+        return PlausibilityRow(cid, Status.ERROR, f"analysis failed: {short_error(exc)}")
 
 
 def funnel(store, cfg) -> list[tuple[str, set[str] | None, str]]:

@@ -1,10 +1,16 @@
-"""The built-in sampler under the seed's CSX constraints."""
+"""The built-in sampler under the seed's CSX constraints, seeded per chemical system (shards, host workers)."""
 
 import pytest
 from omegaconf import OmegaConf
 
-from engine.candidates.sampler import SEED_ALLOWED_ELEMENTS, CsxError, check_csx, draw_chemical_systems
-from engine.candidates.stage import BuiltinCandidates, load_candidates
+from engine.candidates.sampler import (
+    SEED_ALLOWED_ELEMENTS,
+    CsxError,
+    check_csx,
+    draw_chemical_systems,
+    sample_symmetric_crystals,
+)
+from engine.candidates.stage import BuiltinCandidates, load_candidates, shard_systems
 
 SEED_ALLOWED = list(SEED_ALLOWED_ELEMENTS)
 
@@ -36,3 +42,44 @@ def test_sampled_crystals_are_li_ternaries_from_the_allowed_list():
         elements = {el.symbol for el in c.structure.composition.elements}
         assert "Li" in elements and len(elements) == 3 and elements <= set(SEED_ALLOWED), c.id
         assert len(c.structure) <= 16
+
+
+def _same(a, b) -> bool:
+    return [c.id for c in a] == [c.id for c in b] and all(
+        x.structure.species == y.structure.species and (x.structure.lattice.matrix == y.structure.lattice.matrix).all()
+        and (x.structure.frac_coords == y.structure.frac_coords).all() for x, y in zip(a, b))
+
+
+SYSTEMS = [["Li", "Mg", "Cl"], ["Li", "Al", "F"], ["Li", "Y", "Cl"], ["Li", "Ca", "I"]]
+GROUPS = [2, 12, 14, 62, 166, 225]
+
+
+def test_a_systems_candidates_do_not_depend_on_the_other_systems_nor_on_the_workers():
+    """Each system is seeded on its own (sampler.system_seed): what shards and host workers rely on."""
+    every = sample_symmetric_crystals(SYSTEMS, 2, GROUPS, 8, seed=1)
+    assert len(every) == 8
+    alone = sample_symmetric_crystals(SYSTEMS[2:3], 2, GROUPS, 8, seed=1)
+    assert _same(alone, [c for c in every if c.id.startswith("Li-Y-Cl-")])
+    assert _same(every, sample_symmetric_crystals(SYSTEMS, 2, GROUPS, 8, seed=1, workers=2))
+    assert not _same(every, sample_symmetric_crystals(SYSTEMS, 2, GROUPS, 8, seed=2))
+
+
+def test_shards_sample_their_own_systems_and_together_all_of_them():
+    cfg = OmegaConf.structured(BuiltinCandidates)
+    cfg.chemical_systems, cfg.per_system, cfg.max_atoms = SYSTEMS, 1, 8
+    every = load_candidates(cfg)
+    shards = [load_candidates(cfg, shard=OmegaConf.create({"index": i, "count": 3})) for i in range(3)]
+    assert [len(shard_systems(SYSTEMS, i, 3)) for i in range(3)] == [2, 1, 1]
+    assert sorted(c.id for s in shards for c in s) == sorted(c.id for c in every)
+    by_id = {c.id: c for c in every}
+    assert all(_same(s, [by_id[c.id] for c in s]) for s in shards)
+
+
+def test_the_shared_pyxtal_tolerance_matrix_leaves_the_crystals_unchanged(monkeypatch):
+    import contextlib
+
+    from engine.candidates import sampler
+
+    fast = sampler.sample_system(["Li", "Zr", "Cl"], 3, GROUPS, 16, seed=0)
+    monkeypatch.setattr(sampler, "_one_tolerance_matrix", contextlib.nullcontext)
+    assert _same(fast, sampler.sample_system(["Li", "Zr", "Cl"], 3, GROUPS, 16, seed=0))

@@ -1,0 +1,94 @@
+"""Host-side work spread over the machine's cores: one function mapped over items in worker processes (joblib's loky
+executor, reused across the stages of a run), results in input order and independent of the number of workers.
+
+Each item is isolated: an exception, or a worker process that dies (a crash in a C extension, the out-of-memory
+killer), becomes a :class:`WorkerError` for that item alone, which the stage turns into an error row with the reason.
+With one worker, or a single item, everything runs in this process through the same function (no pool is started).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+
+WORKER_ENV = {"COATING_HOST_WORKER": "1",  # engine/__init__ skips torch-sim: a worker starts in about a second
+              "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # one core per worker
+
+
+@dataclass(frozen=True)
+class WorkerError:
+    """Why one item gave no result (``"ValueError: ..."``, or the worker's death)."""
+    reason: str
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its affinity mask, as a batch scheduler sets it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def worker_count(setting: int | None) -> int:
+    """``workers`` of the config: null = every available core; at least 1."""
+    return max(1, available_cores() if setting is None else int(setting))
+
+
+def _caught(fn: Callable, item):
+    try:
+        return fn(item)
+    except Exception as exc:  # noqa: BLE001 - one item's failure is that item's error row, not the run's
+        return WorkerError(f"{type(exc).__name__}: {exc}")
+
+
+def map_isolated(fn: Callable, items: Iterable, workers: int = 1, progress: Callable[[int], None] | None = None
+                 ) -> list:
+    """``[fn(item) or WorkerError]`` in the order of ``items``. ``fn`` must be importable (a module-level function, or a
+    ``functools.partial`` of one) when ``workers > 1``; ``progress(1)`` is called as each item finishes."""
+    items = list(items)
+    if workers <= 1 or len(items) <= 1:
+        out = []
+        for item in items:
+            out.append(_caught(fn, item))
+            if progress:
+                progress(1)
+        return out
+    from joblib.externals.loky import get_reusable_executor
+
+    def submit_all(indices, max_workers):
+        executor = get_reusable_executor(max_workers=max_workers, timeout=300, env=WORKER_ENV)
+        return [(i, executor.submit(_caught, fn, items[i])) for i in indices]
+
+    out: list = [None] * len(items)
+    lost = []
+    for i, future in submit_all(range(len(items)), min(workers, len(items))):
+        try:
+            out[i] = future.result()
+            if progress:
+                progress(1)
+        except Exception:  # noqa: BLE001 - a worker died: every item still in flight on the pool is lost with it
+            lost.append(i)
+    # a dying worker breaks the whole pool: each lost item alone in a fresh one, so only the culprit fails
+    for i in lost:
+        try:
+            out[i] = submit_all([i], 1)[0][1].result()
+        except Exception as exc:  # noqa: BLE001 - TerminatedWorkerError, or a result that cannot be pickled
+            log.warning("a host worker failed on item %d: %s", i, str(exc).splitlines()[0] if str(exc) else exc)
+            out[i] = WorkerError(f"worker process died: {type(exc).__name__}")
+        if progress:
+            progress(1)
+    return out
+
+
+def chunks(items: Sequence, n_chunks: int) -> list[Sequence]:
+    """``items`` cut into at most ``n_chunks`` contiguous runs of nearly equal length (order kept)."""
+    n_chunks = max(1, min(n_chunks, len(items)))
+    bounds = [round(i * len(items) / n_chunks) for i in range(n_chunks + 1)]
+    return [items[a:b] for a, b in zip(bounds, bounds[1:])]
