@@ -143,7 +143,7 @@ def sample_symmetric_crystals(chemical_systems: list[list[str]], per_system: int
     work = partial(sample_system, per_system=per_system, space_groups=list(space_groups), max_atoms=max_atoms,
                    seed=seed, max_tries=max_tries)
     out: list[Candidate] = []
-    for system, made in zip(chemical_systems, map_isolated(work, chemical_systems, workers, progress)):
+    for system, made in zip(chemical_systems, map_isolated(work, chemical_systems, workers, progress, min_items=2)):
         if isinstance(made, WorkerError):
             out.append(Candidate(f"{'-'.join(system)}-0000", "builtin", None, f"sampling failed: {made}"))
         else:

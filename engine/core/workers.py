@@ -3,7 +3,7 @@ executor, reused across the stages of a run), results in input order and indepen
 
 Each item is isolated: an exception, or a worker process that dies (a crash in a C extension, the out-of-memory
 killer), becomes a :class:`WorkerError` for that item alone, which the stage turns into an error row with the reason.
-With one worker, or a single item, everything runs in this process through the same function (no pool is started).
+With one worker, or few items, everything runs in this process through the same function (no pool is started).
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
 
+# below this many items a pool costs more than it saves (a worker imports its stage's modules: 1-5 s once per run)
+MIN_PARALLEL_ITEMS = 8
 WORKER_ENV = {"COATING_HOST_WORKER": "1",  # engine/__init__ skips torch-sim: a worker starts in about a second
               "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # one core per worker
 
@@ -48,12 +50,13 @@ def _caught(fn: Callable, item):
         return WorkerError(f"{type(exc).__name__}: {exc}")
 
 
-def map_isolated(fn: Callable, items: Iterable, workers: int = 1, progress: Callable[[int], None] | None = None
-                 ) -> list:
-    """``[fn(item) or WorkerError]`` in the order of ``items``. ``fn`` must be importable (a module-level function, or a
-    ``functools.partial`` of one) when ``workers > 1``; ``progress(1)`` is called as each item finishes."""
+def map_isolated(fn: Callable, items: Iterable, workers: int = 1, progress: Callable[[int], None] | None = None,
+                 min_items: int = MIN_PARALLEL_ITEMS) -> list:
+    """``[fn(item) or WorkerError]`` in the order of ``items``, on ``workers`` processes when there are at least
+    ``min_items`` items (else here). ``fn`` must be picklable (a module-level function, or a ``functools.partial``
+    of one); ``progress(1)`` is called as each item finishes."""
     items = list(items)
-    if workers <= 1 or len(items) <= 1:
+    if workers <= 1 or len(items) < max(2, min_items):
         out = []
         for item in items:
             out.append(_caught(fn, item))

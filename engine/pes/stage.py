@@ -22,12 +22,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
 from pymatgen.core import Structure
 
 from engine.core.rows import NAN, Row, Status, short_error
+from engine.core.workers import MIN_PARALLEL_ITEMS, WorkerError, map_isolated
 from engine.models import LoadedModel, energy_only
 from engine.models.base import umlip_setting
 from engine.pes.probes import APPROACHES, Approach, ProbeJob, evaluate_jobs, make_job
@@ -149,21 +151,21 @@ def describe(jobs: dict[str, ProbeJob], settings: PesSettings) -> tuple[str, str
 
 def evaluate_candidates(structures: dict[str, Structure], settings: PesSettings, models: dict[str, LoadedModel],
                         energy_models: dict[str, tuple] | None = None,
-                        budgets: dict | None = None) -> dict[str, dict[str, ProbeJob]]:
+                        budgets: dict | None = None, workers: int = 1) -> dict[str, dict[str, ProbeJob]]:
     """{id: {approach: evaluated ProbeJob}} of the candidates' grids, approach after approach (all candidates'
     probes of one approach share batches); with ``short_circuit`` a candidate that a grid passed gets no later
-    grid. ``models``, ``energy_models`` and ``budgets`` (the atom budgets in use, updated here) are per approach."""
+    grid. ``models``, ``energy_models`` and ``budgets`` (the atom budgets in use, updated here) are per approach.
+    Grid construction (spglib, exclusion) and the descriptors (percolation) run on ``workers`` host workers."""
     budgets = {} if budgets is None else budgets
     jobs: dict[str, dict[str, ProbeJob]] = {cid: {} for cid in structures}
     decided: set[str] = set()
     for approach in settings.approaches:
         group = [c for c in structures if c not in decided]
-        for cid in group:
-            try:
-                jobs[cid][approach] = make_job(cid, structures[cid], approach, settings)
-            except Exception as exc:  # noqa: BLE001 - e.g. spglib on a degenerate cell
-                jobs[cid][approach] = ProbeJob(cid, approach, structures[cid], None,
-                                               error=f"{approach}: grid: {short_error(exc)}")
+        grids = map_isolated(partial(_grid_job, approach=approach, settings=settings),
+                             [(c, structures[c]) for c in group], workers)
+        for cid, job in zip(group, grids):
+            jobs[cid][approach] = job if isinstance(job, ProbeJob) else ProbeJob(
+                cid, approach, structures[cid], None, error=f"{approach}: grid: {job}")
         used = evaluate_jobs([jobs[c][approach] for c in group], models[approach],
                              budgets.get(approach, settings.max_atoms_per_batch),
                              energy_model=(energy_models or {}).get(approach), cpu_atoms=settings.cpu_atoms_per_batch)
@@ -173,9 +175,37 @@ def evaluate_candidates(structures: dict[str, Structure], settings: PesSettings,
                                 (energy_models or {}).get(approach))
         if used is not None:
             budgets[approach] = used
+        _describe_all([jobs[c][approach] for c in group], settings, workers)
         if settings.short_circuit:
             decided |= {c for c in group if _passes(jobs[c][approach], settings)}
     return jobs
+
+
+def _grid_job(item: tuple[str, Structure], approach: str, settings: PesSettings) -> ProbeJob:
+    cid, structure = item
+    try:
+        return make_job(cid, structure, approach, settings)
+    except Exception as exc:  # noqa: BLE001 - e.g. spglib on a degenerate cell
+        return ProbeJob(cid, approach, structure, None, error=f"{approach}: grid: {short_error(exc)}")
+
+
+def _descriptors_of(job: ProbeJob, settings: PesSettings):
+    try:
+        return approach_descriptors(job, settings)
+    except Exception as exc:  # noqa: BLE001 - describe() computes it again here and records the failure
+        return exc
+
+
+def _describe_all(jobs: Sequence[ProbeJob], settings: PesSettings, workers: int) -> None:
+    """The descriptors of every evaluated grid, on the host workers (kept on each job for :func:`descriptors`)."""
+    live = [j for j in jobs if not j.error and j.energies is not None]
+    if workers <= 1 or len(live) < MIN_PARALLEL_ITEMS:
+        return  # computed when the row is written
+    for job, out in zip(live, map_isolated(partial(_descriptors_of, settings=settings), live, workers)):
+        if isinstance(out, WorkerError):
+            job.error = f"{job.approach}: descriptors: {out}"
+        elif not isinstance(out, Exception):
+            job.descriptors = (settings, out)
 
 
 def run_stage(run) -> None:
@@ -196,7 +226,8 @@ def run_stage(run) -> None:
     with run.progress("pes", len(todo)) as bar:
         for start in range(0, len(todo), settings.candidates_per_chunk):
             chunk = todo[start:start + settings.candidates_per_chunk]
-            jobs = evaluate_candidates({c: structures[c] for c in chunk}, settings, models, energy_models, budgets)
+            jobs = evaluate_candidates({c: structures[c] for c in chunk}, settings, models, energy_models, budgets,
+                                       run.workers)
             _write(run.store, chunk, jobs, settings)
             bar.update(len(chunk))
     run.store.set_attrs("pes", {f"{a}_atoms_per_batch": b.history for a, b in budgets.items()})

@@ -14,16 +14,20 @@ from pymatgen.core import Lattice, Structure
 
 
 def order_by_electrostatics(fixed: Structure, sites: np.ndarray, counts: dict[str, int], charges: dict[str, float],
-                            min_distance: float = 2.2, seed: int = 0, steps: int = 20000) -> Structure:
+                            min_distance: float = 2.2, seed: int = 0, steps: int = 20000,
+                            restarts: int = 4) -> Structure:
     """Place ``counts`` cations on the fractional ``sites`` of the anion framework ``fixed`` (no two closer
     than ``min_distance`` Å) with the lowest Ewald energy of formal point charges ``charges``.
 
-    Exhaustive when the number of arrangements is small, otherwise a seeded swap search (simulated annealing)."""
+    Exhaustive when the number of arrangements is small, otherwise the best of ``restarts`` seeded swap searches
+    (simulated annealing)."""
     lattice = fixed.lattice
     n_fixed, n_sites = len(fixed), len(sites)
     unit = Structure(lattice, ["Li"] * (n_fixed + n_sites), np.vstack([fixed.frac_coords, sites]))
     unit.add_oxidation_state_by_element({"Li": 1})
-    energy_matrix = EwaldSummation(unit, compute_forces=False).total_energy_matrix
+    # rounded to 1e-8 eV: the Ewald sums differ in the last digits with the number of BLAS threads, and near-equal
+    # arrangements would then be ordered differently on another machine or in a host worker
+    energy_matrix = np.round(EwaldSummation(unit, compute_forces=False).total_energy_matrix, 8)
     q_fixed = np.array([charges[s.specie.symbol] for s in fixed])
     close = lattice.get_all_distances(sites, sites) < min_distance
     np.fill_diagonal(close, False)
@@ -37,7 +41,6 @@ def order_by_electrostatics(fixed: Structure, sites: np.ndarray, counts: dict[st
         e = q @ m_ss[np.ix_(assign, assign)] @ q + field[assign] @ q
         return e + 1e3 * close[np.ix_(assign, assign)].sum()
 
-    rng = np.random.default_rng(seed)
     n_arrangements = 1
     for k, n in enumerate(counts.values()):
         n_arrangements *= comb(n_sites - sum(list(counts.values())[:k]), n)
@@ -47,29 +50,40 @@ def order_by_electrostatics(fixed: Structure, sites: np.ndarray, counts: dict[st
             e = energy(chosen)
             if e < best_e - 1e-9:
                 best, best_e = chosen, e
-    else:
-        cur = rng.permutation(n_sites)[: len(labels)]
-        cur_e = energy(cur)
-        best, best_e = cur.copy(), cur_e
-        for step in range(steps):
-            t = 5.0 * (1 - step / steps) + 1e-3  # eV
-            trial = cur.copy()
-            i = rng.integers(len(labels))
-            if rng.random() < 0.5:  # move a cation to an empty site
-                empty = np.setdiff1d(np.arange(n_sites), cur)
-                trial[i] = rng.choice(empty)
-            else:  # swap two cations of different kinds
-                j = rng.integers(len(labels))
-                trial[i], trial[j] = cur[j], cur[i]
-            e = energy(trial)
-            if e < cur_e or rng.random() < np.exp(-(e - cur_e) / t):
-                cur, cur_e = trial, e
-                if e < best_e:
-                    best, best_e = trial.copy(), e
+    else:  # the lowest of a few seeded annealings: one run ends in a local minimum that depends on its seed
+        best, best_e = None, np.inf
+        for k in range(restarts):
+            found, found_e = _anneal(energy, n_sites, len(labels), np.random.default_rng(seed + k), steps)
+            if found_e < best_e:
+                best, best_e = found, found_e
     out = fixed.copy()
     for el, site in zip(labels, best):
         out.append(el, sites[site])
     return out
+
+
+def _anneal(energy, n_sites: int, n_cations: int, rng: np.random.Generator, steps: int) -> tuple[np.ndarray, float]:
+    """Simulated annealing over the sites of ``n_cations`` cations (moves to empty sites and swaps); the best
+    arrangement met and its energy [eV]."""
+    cur = rng.permutation(n_sites)[:n_cations]
+    cur_e = energy(cur)
+    best, best_e = cur.copy(), cur_e
+    for step in range(steps):
+        t = 5.0 * (1 - step / steps) + 1e-3  # eV
+        trial = cur.copy()
+        i = rng.integers(n_cations)
+        if rng.random() < 0.5:  # move a cation to an empty site
+            empty = np.setdiff1d(np.arange(n_sites), cur)
+            trial[i] = rng.choice(empty)
+        else:  # swap two cations of different kinds
+            j = rng.integers(n_cations)
+            trial[i], trial[j] = cur[j], cur[i]
+        e = energy(trial)
+        if e < cur_e or rng.random() < np.exp(-(e - cur_e) / t):
+            cur, cur_e = trial, e
+            if e < best_e:
+                best, best_e = trial.copy(), e
+    return best, best_e
 
 
 def _arrangements(n_sites: int, counts: list[int]) -> Iterable[np.ndarray]:
