@@ -3,8 +3,8 @@ seed's CSX constraints (required elements, allowed elements, number of elements)
 
 Compositions are balanced with common oxidation states (pymatgen's ``Composition.oxi_state_guesses``) and placed
 in random crystals of the configured space groups with pyxtal (Fredericks et al., Comput. Phys. Commun. 261,
-107810 (2021)). Everything is seeded per chemical system (:func:`system_seed`): the same settings give the same
-candidates, which lets a killed run resume, and a system's candidates do not depend on which process samples it
+107810 (2021)). Everything is seeded per candidate (:func:`candidate_seed`): the same settings give the same
+candidates, which lets a killed run resume, and a candidate does not depend on which process samples it
 (host workers, shards).
 """
 
@@ -98,26 +98,23 @@ def _random_crystal(comp: Composition, space_group: int, z: int, seed: int):
                              [int(comp[el]) * z for el in comp.elements], seed)
 
 
-def system_seed(seed: int, chemsys: str) -> list[int]:
-    """The sampler's seed for one chemical system: the run's seed and a stable hash of the system, so that a system's
-    candidates are the same whichever other systems are sampled, in whichever process (shards, workers)."""
-    return [seed, int(hashlib.sha256(chemsys.encode()).hexdigest()[:8], 16)]
+def candidate_seed(seed: int, chemsys: str, k: int) -> list[int]:
+    """The sampler's seed for candidate ``k`` of one chemical system: the run's seed, a stable hash of the system and
+    ``k``, so that a candidate is the same whichever other candidates are sampled, in whichever process (shards,
+    host workers)."""
+    return [seed, int(hashlib.sha256(chemsys.encode()).hexdigest()[:8], 16), k]
 
 
-def sample_system(system: Sequence[str], per_system: int, space_groups: Sequence[int], max_atoms: int, seed: int,
-                  max_tries: int = 200) -> list[Candidate]:
-    """``per_system`` random symmetric crystals of one chemical system, reproducible from ``seed`` and the system."""
+def sample_crystal(item: tuple[tuple[str, ...], int], space_groups: Sequence[int], max_atoms: int, seed: int,
+                   tries: int) -> Candidate | None:
+    """Candidate ``k`` of a chemical system ``item = (system, k)``: the first of ``tries`` random placements pyxtal
+    accepts (a random charge-balanced composition, number of formula units and space group), or None."""
+    system, k = item
     chemsys = "-".join(system)
     comps = charge_balanced_compositions(list(system), max_atoms)
-    if not comps:
-        log.warning("no charge-balanced composition for %s within %d atoms", chemsys, max_atoms)
-        return []
-    rng = np.random.default_rng(system_seed(seed, chemsys))
-    out: list[Candidate] = []
+    rng = np.random.default_rng(candidate_seed(seed, chemsys, k))
     with _one_tolerance_matrix():
-        for _ in range(max_tries):
-            if len(out) == per_system:
-                break
+        for _ in range(tries if comps else 0):
             comp = comps[rng.integers(len(comps))]
             n_fu = int(comp.num_atoms)
             z = int(rng.integers(1, max(1, max_atoms // n_fu) + 1))
@@ -126,28 +123,38 @@ def sample_system(system: Sequence[str], per_system: int, space_groups: Sequence
                 structure = _random_crystal(comp, sg, z, int(rng.integers(1 << 31)))
             except Exception:  # noqa: BLE001 - composition incompatible with the group's Wyckoff sites
                 continue
-            if structure is None or len(structure) > max_atoms:
-                continue
-            out.append(Candidate(f"{chemsys}-{len(out):04d}", f"builtin:sg{sg}", structure))
-    if len(out) < per_system:
-        log.warning("sampled only %d/%d crystals for %s", len(out), per_system, chemsys)
-    return out
+            if structure is not None and len(structure) <= max_atoms:
+                return Candidate(f"{chemsys}-{k:04d}", f"builtin:sg{sg}", structure)
+    return None
 
 
 def sample_symmetric_crystals(chemical_systems: list[list[str]], per_system: int, space_groups: list[int],
                               max_atoms: int, seed: int, max_tries: int = 200, workers: int = 1,
                               progress=None) -> list[Candidate]:
-    """Random symmetric crystals, ``per_system`` for each chemical system (one system per host worker), in the
-    order of the systems; the same whatever ``workers``. A system whose sampling fails gives one unreadable
-    candidate with the reason."""
-    work = partial(sample_system, per_system=per_system, space_groups=list(space_groups), max_atoms=max_atoms,
-                   seed=seed, max_tries=max_tries)
-    out: list[Candidate] = []
-    for system, made in zip(chemical_systems, map_isolated(work, chemical_systems, workers, progress, min_items=2)):
-        if isinstance(made, WorkerError):
-            out.append(Candidate(f"{'-'.join(system)}-0000", "builtin", None, f"sampling failed: {made}"))
+    """Random symmetric crystals, ``per_system`` for each chemical system, ``max_tries`` placements per system
+    shared equally by its candidates; in the order of the systems, and the same whatever ``workers`` (one candidate
+    per host worker: a system whose placements mostly fail does not hold up the others). A candidate whose sampling
+    fails is unreadable, with the reason."""
+    usable = []
+    for system in chemical_systems:
+        if charge_balanced_compositions(list(system), max_atoms):
+            usable.append(tuple(system))
         else:
-            out += made
+            log.warning("no charge-balanced composition for %s within %d atoms", "-".join(system), max_atoms)
+    items = [(system, k) for system in usable for k in range(per_system)]
+    work = partial(sample_crystal, space_groups=list(space_groups), max_atoms=max_atoms, seed=seed,
+                   tries=max(1, -(-max_tries // per_system)))
+    out: list[Candidate] = []
+    made: dict[tuple[str, ...], int] = dict.fromkeys(usable, 0)
+    for (system, k), found in zip(items, map_isolated(work, items, workers, progress, min_items=2)):
+        if isinstance(found, WorkerError):
+            out.append(Candidate(f"{'-'.join(system)}-{k:04d}", "builtin", None, f"sampling failed: {found}"))
+        elif found is not None:
+            out.append(found)
+            made[system] += 1
+    for system, n in made.items():
+        if n < per_system:
+            log.warning("sampled only %d/%d crystals for %s", n, per_system, "-".join(system))
     return out
 
 

@@ -55,7 +55,7 @@ GROUPS = [2, 12, 14, 62, 166, 225]
 
 
 def test_a_systems_candidates_do_not_depend_on_the_other_systems_nor_on_the_workers():
-    """Each system is seeded on its own (sampler.system_seed): what shards and host workers rely on."""
+    """Each candidate is seeded on its own (sampler.candidate_seed): what shards and host workers rely on."""
     every = sample_symmetric_crystals(SYSTEMS, 2, GROUPS, 8, seed=1)
     assert len(every) == 8
     alone = sample_symmetric_crystals(SYSTEMS[2:3], 2, GROUPS, 8, seed=1)
@@ -80,6 +80,7 @@ def test_the_shared_pyxtal_tolerance_matrix_leaves_the_crystals_unchanged(monkey
 
     from engine.candidates import sampler
 
-    fast = sampler.sample_system(["Li", "Zr", "Cl"], 3, GROUPS, 16, seed=0)
+    fast = sampler.sample_symmetric_crystals([["Li", "Zr", "Cl"]], 3, GROUPS, 16, seed=0)
     monkeypatch.setattr(sampler, "_one_tolerance_matrix", contextlib.nullcontext)
-    assert _same(fast, sampler.sample_system(["Li", "Zr", "Cl"], 3, GROUPS, 16, seed=0))
+    slow = sampler.sample_symmetric_crystals([["Li", "Zr", "Cl"]], 3, GROUPS, 16, seed=0)
+    assert len(fast) == 3 and _same(fast, slow)
