@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
@@ -89,9 +89,3 @@ def map_isolated(fn: Callable, items: Iterable, workers: int = 1, progress: Call
             progress(1)
     return out
 
-
-def chunks(items: Sequence, n_chunks: int) -> list[Sequence]:
-    """``items`` cut into at most ``n_chunks`` contiguous runs of nearly equal length (order kept)."""
-    n_chunks = max(1, min(n_chunks, len(items)))
-    bounds = [round(i * len(items) / n_chunks) for i in range(n_chunks + 1)]
-    return [items[a:b] for a, b in zip(bounds, bounds[1:])]
