@@ -88,4 +88,3 @@ def map_isolated(fn: Callable, items: Iterable, workers: int = 1, progress: Call
         if progress:
             progress(1)
     return out
-
