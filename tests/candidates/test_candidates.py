@@ -6,6 +6,7 @@ from omegaconf import OmegaConf
 from engine.candidates.sampler import (
     SEED_ALLOWED_ELEMENTS,
     CsxError,
+    charge_balanced,
     check_csx,
     draw_chemical_systems,
     sample_symmetric_crystals,
@@ -84,3 +85,46 @@ def test_the_shared_pyxtal_tolerance_matrix_leaves_the_crystals_unchanged(monkey
     monkeypatch.setattr(sampler, "_one_tolerance_matrix", contextlib.nullcontext)
     slow = sampler.sample_symmetric_crystals([["Li", "Zr", "Cl"]], 3, GROUPS, 16, seed=0)
     assert len(fast) == 3 and _same(fast, slow)
+
+
+def test_pyxtals_defaults_give_the_same_crystals(monkeypatch):
+    """The sampler asks pyxtal for one attempt per placement with one shared tolerance matrix; pyxtal's own defaults
+    (ten attempts, each re-seeded from the same integer, and a fresh matrix) give the same crystals, more slowly."""
+    import pyxtal
+
+    from engine.candidates import sampler
+
+    fast = sampler.sample_symmetric_crystals([["Li", "Y", "Br"]], 3, GROUPS, 16, seed=0)
+    original = pyxtal.pyxtal.from_random
+
+    def defaults(self, *args, **kwargs):
+        kwargs.pop("max_count"), kwargs.pop("tm")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(pyxtal.pyxtal, "from_random", defaults)
+    assert _same(fast, sampler.sample_symmetric_crystals([["Li", "Y", "Br"]], 3, GROUPS, 16, seed=0))
+
+
+def _pymatgen_balanced(system, coeffs) -> bool:
+    """The reference: pymatgen's full oxidation-state guesser on the reduced formula."""
+    import warnings
+
+    from pymatgen.core import Composition
+
+    comp = Composition(dict(zip(system, coeffs)))
+    anion = max(comp.elements, key=lambda el: el.X).symbol
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        guesses = Composition(comp.formula).oxi_state_guesses(max_sites=-1)
+    return any(g.get("Li", 1) == 1 and g[anion] < 0 for g in guesses)
+
+
+def test_charge_balance_agrees_with_pymatgens_oxidation_state_guesses():
+    import itertools
+
+    assert charge_balanced({"Li": 1, "Al": 1, "O": 2}) and not charge_balanced({"Li": 1, "Al": 1, "O": 1})
+    assert charge_balanced({"Li": 3, "Y": 1, "Cl": 6}) and not charge_balanced({"Li": 1, "Cl": 1, "O": 1})
+    # Cu(I)/Cu(II) on different sites; C and Se of equal electronegativity (2.55), the first the anion
+    for system in (["Li", "Cu", "O"], ["Li", "Se", "C"], ["Li", "C", "Se"], ["Li", "Sb", "Te"]):
+        for coeffs in itertools.product(range(1, 5), repeat=3):
+            assert charge_balanced(dict(zip(system, coeffs))) == _pymatgen_balanced(system, coeffs), (system, coeffs)
