@@ -98,14 +98,28 @@ def host_of(structure: Structure, approach: str) -> Structure:
     raise ValueError(f"unknown PES approach {approach!r}; use {APPROACHES}")
 
 
-def make_job(cid: str, structure: Structure, approach: str, settings) -> ProbeJob:
-    """The grid of one approach for one candidate; ``settings`` gives ``spacing``, ``exclusion_radius`` and
-    ``min_probe_width`` [Å], ``use_symmetry`` and ``symprec`` [Å] (:class:`engine.pes.stage.PesSettings`)."""
+def host_grid(host: tuple[np.ndarray, np.ndarray, np.ndarray], settings) -> ProbeGrid:
+    """The probe grid of a frozen host given as arrays (lattice rows [Å], fractional coordinates, atomic numbers);
+    ``settings`` gives ``spacing`` and ``exclusion_radius`` [Å], ``use_symmetry`` and ``symprec`` [Å]. Arrays, not
+    a Structure, so that a host worker is sent only what it reads."""
+    lattice, frac_coords, numbers = host
+    return probe_grid(lattice, frac_coords, numbers, settings.spacing, settings.exclusion_radius,
+                      settings.use_symmetry, settings.symprec)
+
+
+def host_arrays_of(host: Structure) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`host_grid`'s input for ``host``."""
+    return host.lattice.matrix, host.frac_coords, np.array(host.atomic_numbers)
+
+
+def make_job(cid: str, structure: Structure, approach: str, settings, grid: ProbeGrid | None = None) -> ProbeJob:
+    """The grid of one approach for one candidate (``grid``: its :func:`host_grid`, when already built);
+    ``settings`` as for :func:`host_grid`, and ``min_probe_width`` [Å] (:class:`engine.pes.stage.PesSettings`)."""
     host = host_of(structure, approach)
     if len(host) == 0:
         return ProbeJob(cid, approach, host, None, error=f"{approach}: no atoms left without Li")
-    grid = probe_grid(host.lattice.matrix, host.frac_coords, np.array(host.atomic_numbers), settings.spacing,
-                      settings.exclusion_radius, settings.use_symmetry, settings.symprec)
+    if grid is None:
+        grid = host_grid(host_arrays_of(host), settings)
     reps = width_supercell(host.lattice.matrix, float(getattr(settings, "min_probe_width", 0.0) or 0.0))
     job = ProbeJob(cid, approach, host, grid, cell_host=host * reps if reps != (1, 1, 1) else None)
     if grid.n_evaluated == 0:

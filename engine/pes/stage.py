@@ -32,7 +32,16 @@ from engine.core.rows import NAN, Row, Status, short_error
 from engine.core.workers import MIN_PARALLEL_ITEMS, WorkerError, map_isolated
 from engine.models import LoadedModel, energy_only
 from engine.models.base import umlip_setting
-from engine.pes.probes import APPROACHES, Approach, ProbeJob, evaluate_jobs, make_job
+from engine.pes.probes import (
+    APPROACHES,
+    Approach,
+    ProbeJob,
+    evaluate_jobs,
+    host_arrays_of,
+    host_grid,
+    host_of,
+    make_job,
+)
 from engine.pes.refinement import refine_grids
 from kernels.percolation import percolation_barriers
 from kernels.xi import xi_descriptor
@@ -103,10 +112,15 @@ def descriptors(job: ProbeJob, settings: PesSettings) -> tuple[dict, bool, str]:
 
 
 def approach_descriptors(job: ProbeJob, settings: PesSettings) -> tuple[dict, bool, str]:
-    """(columns, passed, why it failed) of one evaluated grid: Ξ of the interstitial grid or the percolation
-    barriers of the framework grid."""
-    grid = job.energy_map()
-    if job.approach == "interstitial":
+    """(columns, passed, why it failed) of one evaluated grid: :func:`grid_descriptors` of its energy map."""
+    return grid_descriptors((job.approach, job.energy_map()), settings)
+
+
+def grid_descriptors(item: tuple[str, np.ndarray], settings: PesSettings) -> tuple[dict, bool, str]:
+    """(columns, passed, why it failed) of ``item = (approach, energy map [eV])``: Ξ of the interstitial grid or the
+    percolation barriers of the framework grid."""
+    approach, grid = item
+    if approach == "interstitial":
         xi = xi_descriptor(grid, settings.xi_level, connectivity=settings.connectivity)
         passed = bool(xi.xi > settings.xi_min)
         out = {"xi": xi.xi, "fv_connected": xi.fv_connected, "fv_disconnected": xi.fv_disconnected,
@@ -161,11 +175,8 @@ def evaluate_candidates(structures: dict[str, Structure], settings: PesSettings,
     decided: set[str] = set()
     for approach in settings.approaches:
         group = [c for c in structures if c not in decided]
-        grids = map_isolated(partial(_grid_job, approach=approach, settings=settings),
-                             [(c, structures[c]) for c in group], workers)
-        for cid, job in zip(group, grids):
-            jobs[cid][approach] = job if isinstance(job, ProbeJob) else ProbeJob(
-                cid, approach, structures[cid], None, error=f"{approach}: grid: {job}")
+        for cid, job in zip(group, _make_jobs({c: structures[c] for c in group}, approach, settings, workers)):
+            jobs[cid][approach] = job
         used = evaluate_jobs([jobs[c][approach] for c in group], models[approach],
                              budgets.get(approach, settings.max_atoms_per_batch),
                              energy_model=(energy_models or {}).get(approach), cpu_atoms=settings.cpu_atoms_per_batch)
@@ -181,17 +192,42 @@ def evaluate_candidates(structures: dict[str, Structure], settings: PesSettings,
     return jobs
 
 
-def _grid_job(item: tuple[str, Structure], approach: str, settings: PesSettings) -> ProbeJob:
-    cid, structure = item
-    try:
-        return make_job(cid, structure, approach, settings)
-    except Exception as exc:  # noqa: BLE001 - e.g. spglib on a degenerate cell
-        return ProbeJob(cid, approach, structure, None, error=f"{approach}: grid: {short_error(exc)}")
+def _make_jobs(structures: dict[str, Structure], approach: str, settings: PesSettings,
+               workers: int) -> list[ProbeJob]:
+    """The jobs of one approach, their grids (spglib, exclusion) built on the host workers from the hosts' arrays."""
+    hosts, failed = {}, {}
+    for cid, structure in structures.items():
+        try:
+            hosts[cid] = host_of(structure, approach)
+        except Exception as exc:  # noqa: BLE001 - e.g. a structure without sites
+            failed[cid] = f"{approach}: grid: {short_error(exc)}"
+    built = [c for c in hosts if len(hosts[c])]
+    grids = dict(zip(built, map_isolated(partial(_grid_of, settings=settings),
+                                         [host_arrays_of(hosts[c]) for c in built], workers)))
+    out = []
+    for cid, structure in structures.items():
+        grid = grids.get(cid)
+        if cid in failed or isinstance(grid, (Exception, WorkerError)):
+            why = failed.get(cid) or f"{approach}: grid: {grid if isinstance(grid, WorkerError) else short_error(grid)}"
+            out.append(ProbeJob(cid, approach, structure, None, error=why))
+            continue
+        try:
+            out.append(make_job(cid, structure, approach, settings, grid=grid))
+        except Exception as exc:  # noqa: BLE001 - e.g. a degenerate cell
+            out.append(ProbeJob(cid, approach, structure, None, error=f"{approach}: grid: {short_error(exc)}"))
+    return out
 
 
-def _descriptors_of(job: ProbeJob, settings: PesSettings):
+def _grid_of(host: tuple, settings: PesSettings):
     try:
-        return approach_descriptors(job, settings)
+        return host_grid(host, settings)
+    except Exception as exc:  # noqa: BLE001 - e.g. spglib on a degenerate cell; the job gets the reason
+        return exc
+
+
+def _descriptors_of(item: tuple[str, np.ndarray], settings: PesSettings):
+    try:
+        return grid_descriptors(item, settings)
     except Exception as exc:  # noqa: BLE001 - describe() computes it again here and records the failure
         return exc
 
@@ -201,7 +237,8 @@ def _describe_all(jobs: Sequence[ProbeJob], settings: PesSettings, workers: int)
     live = [j for j in jobs if not j.error and j.energies is not None]
     if workers <= 1 or len(live) < MIN_PARALLEL_ITEMS:
         return  # computed when the row is written
-    for job, out in zip(live, map_isolated(partial(_descriptors_of, settings=settings), live, workers)):
+    maps = [(job.approach, job.energy_map()) for job in live]  # a worker gets the map alone, not the job's host
+    for job, out in zip(live, map_isolated(partial(_descriptors_of, settings=settings), maps, workers)):
         if isinstance(out, WorkerError):
             job.error = f"{job.approach}: descriptors: {out}"
         elif not isinstance(out, Exception):
