@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.core.crystals import Crystal
 from engine.io.store import ResultStore
 
 
@@ -44,9 +45,16 @@ def _values_differ(a, b, rtol: float, atol: float) -> bool:
     return not np.allclose(a.astype(float), b.astype(float), rtol=rtol, atol=atol, equal_nan=True)
 
 
-def _structures_differ(a, b, atol: float) -> bool:
-    return (a.atomic_numbers != b.atomic_numbers or not np.allclose(a.lattice.matrix, b.lattice.matrix, atol=atol)
-            or not np.allclose(a.cart_coords, b.cart_coords, atol=atol))
+def _structures_differ(a: Crystal, b: Crystal, atol: float) -> bool:
+    """Species, cell and Cartesian positions as stored, within ``atol`` [Å] (no relative tolerance)."""
+    return (a.numbers.shape != b.numbers.shape or (a.numbers != b.numbers).any()
+            or not np.allclose(a.cell, b.cell, rtol=0.0, atol=atol)
+            or not np.allclose(a.positions, b.positions, rtol=0.0, atol=atol))
+
+
+def _crystals_by_id(store: ResultStore, group: str, ids: list[str]) -> dict[str, Crystal]:
+    found, crystals = store.crystals(group, ids)
+    return {cid: crystals[k] for k, cid in enumerate(found)}
 
 
 def compare_groups(a: ResultStore, b: ResultStore, rtol: float, atol: float,
@@ -73,7 +81,7 @@ def compare_groups(a: ResultStore, b: ResultStore, rtol: float, atol: float,
                 if _values_differ(va[cid], vb[cid], rtol, atol):
                     out.append(f"{g}/{col}[{cid}]: {va[cid]!r} != {vb[cid]!r}")
         if structures_atol is not None and a.exists(f"{g}/structure") and b.exists(f"{g}/structure"):
-            sa, sb = a.structures(g, common), b.structures(g, common)
+            sa, sb = _crystals_by_id(a, g, common), _crystals_by_id(b, g, common)
             for cid in common:
                 if (cid in sa) != (cid in sb) or (cid in sa and _structures_differ(sa[cid], sb[cid], structures_atol)):
                     out.append(f"{g}/structure[{cid}]: differs beyond {structures_atol} Å")

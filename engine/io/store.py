@@ -37,7 +37,7 @@ import h5py
 import numpy as np
 from pymatgen.core import Structure
 
-from engine.core.crystals import Crystals
+from engine.core.crystals import Crystal, Crystals
 from engine.core.rows import Row, Status
 from engine.io.columns import as_array, is_structure_type, pack_structures, row_columns, typed_column
 
@@ -86,8 +86,9 @@ class ResultStore:
         columns = {c: other.column(group_name, c)[keep] for c in other.column_names(group_name)
                    if c not in ("id", "status", "reason")}
         structures = None
-        if other.exists(f"{group_name}/structure"):
-            by_id = other.structures(group_name)
+        if other.exists(f"{group_name}/structure"):  # the stored arrays, bit for bit (a Structure would round them)
+            found, crystals = other.crystals(group_name)
+            by_id = {cid: crystals[k] for k, cid in enumerate(found)}
             structures = [by_id.get(ids[i]) for i in keep]
         self.append(group_name, [ids[i] for i in keep], list(other.column(group_name, "status")[keep]),
                     list(other.column(group_name, "reason")[keep]), columns, structures)
@@ -152,7 +153,7 @@ class ResultStore:
             if len(values):
                 ds[start:] = values
 
-    def _write_ragged(self, group: h5py.Group, structures: Sequence[Structure | None], start: int) -> None:
+    def _write_ragged(self, group: h5py.Group, structures: Sequence[Structure | Crystal | None], start: int) -> None:
         packed = pack_structures(structures)
         sgroup = group.require_group("structure")
         atoms_before = int(sgroup["offset"][start - 1] + sgroup["natoms"][start - 1]) if start else 0
@@ -163,7 +164,7 @@ class ResultStore:
 
     def append(self, group_name: str, ids: Sequence[str], status: Sequence[str], reason: Sequence[str],
                columns: Mapping[str, Iterable] | None = None,
-               structures: Sequence[Structure | None] | None = None) -> None:
+               structures: Sequence[Structure | Crystal | None] | None = None) -> None:
         """Append finished rows to ``group_name`` and flush. ``structures`` (optional) aligns with ``ids``;
         a row without a structure (e.g. an error) is given an empty one."""
         bad = set(status) - set(STATUSES)
