@@ -20,7 +20,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from pymatgen.analysis.local_env import CrystalNN
+from pymatgen.analysis.local_env import CN_OPT_PARAMS, CrystalNN, LocalStructOrderParams
 from pymatgen.core import Structure
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
@@ -62,7 +62,7 @@ def cation_environments(structure: Structure, symprec: float = 0.1) -> list[Envi
         neighbours = nn.get_nn_info(structure, i)
         anions = ",".join(sorted({n["site"].specie.symbol for n in neighbours})) or "-"
         try:
-            orders = nn.get_local_order_parameters(structure, i) if neighbours else None
+            orders = order_parameters(structure, i, neighbours) if neighbours else None
         except ValueError:  # pymatgen's order parameters raise max() of an empty list for some neighbour shells
             orders = None
         orders = {k: v for k, v in (orders or {}).items() if v is not None}
@@ -70,6 +70,21 @@ def cation_environments(structure: Structure, symprec: float = 0.1) -> list[Envi
         out.append(Environment(structure[i].specie.symbol, anions, len(neighbours), geometry, float(order),
                                len(members)))
     return out
+
+
+def order_parameters(structure: Structure, i: int, neighbours: list[dict]) -> dict[str, float] | None:
+    """pymatgen's ``NearNeighbors.get_local_order_parameters`` of site ``i`` from its ``get_nn_info`` answer, which
+    pymatgen would compute twice more (CrystalNN is most of this stage's time): the order parameters of every motif
+    of the site's coordination number, None for a number without motifs."""
+    cn = len(neighbours)
+    motifs = {int(k): v for k, v in CN_OPT_PARAMS.items()}.get(cn)
+    if motifs is None:
+        return None
+    names = list(motifs)
+    lsops = LocalStructOrderParams([motifs[m][0] for m in names],
+                                   parameters=[motifs[m][1] if len(motifs[m]) > 1 else None for m in names])
+    sites = [structure[i], *(n["site"] for n in neighbours)]
+    return dict(zip(names, lsops.get_order_parameters(sites, 0, indices_neighs=list(range(1, cn + 1)))))
 
 
 @dataclass

@@ -12,7 +12,7 @@ from engine.models import load_model
 from engine.references.builtin_phases import BUILTIN
 from engine.relax.fire import RelaxSettings, relax
 from engine.stability.bond_valence import bond_valences, with_oxidation_states
-from engine.stability.coordination import cation_environments
+from engine.stability.coordination import cation_environments, order_parameters
 from engine.stability.plausibility import PlausibilitySettings, judge, reference_environments
 from engine.stability.tie_lines import tie_line
 from tests.conftest import ROOT
@@ -46,6 +46,22 @@ def test_the_built_structures_have_the_environments_they_are_built_for():
     assert envs["Li"].order > 0.95
     li = [e for e in cation_environments(with_oxidation_states(li3mgf5_trigonal())) if e.cation == "Li"]
     assert li and all((e.cn, e.geometry, e.anions) == (3, "trigonal planar", "F") for e in li)
+
+
+def test_order_parameters_are_pymatgens_from_one_neighbour_search():
+    from pymatgen.analysis.local_env import CrystalNN
+
+    nn = CrystalNN(cation_anion=True)
+    built = [p.build() for p in BUILTIN if len(p.elements) > 1 and p.elements <= ELEMENTS]
+    compared = 0
+    for structure in [*built[:8], li2so4_square_planar(), li3mgf5_trigonal()]:
+        decorated = with_oxidation_states(structure)
+        for i, site in enumerate(decorated):
+            if site.specie.oxi_state > 0:
+                assert order_parameters(decorated, i, nn.get_nn_info(decorated, i)) == \
+                    nn.get_local_order_parameters(decorated, i)
+                compared += 1
+    assert compared > 20
 
 
 @pytest.mark.parametrize("build, flag", [(li2so4_square_planar, "square-planar Li (O"),
