@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
@@ -88,3 +90,46 @@ def map_isolated(fn: Callable, items: Iterable, workers: int = 1, progress: Call
         if progress:
             progress(1)
     return out
+
+
+class Ahead:
+    """Host work started ahead, while the model works on what is at hand (the next chunk's grids while this chunk's
+    probes are evaluated): ``submit(fn, *args)`` runs ``fn`` in a background thread, whose own host work goes to the
+    host workers (or, with one worker, runs in that thread: the model's calls release the GIL); ``result()`` waits
+    for it. ``work_s`` is the time the work took, ``waited_s`` the part of it the caller spent waiting: what did not
+    overlap the model."""
+
+    def __init__(self):
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="host-ahead")
+        self.work_s = 0.0
+        self.waited_s = 0.0
+
+    def submit(self, fn: Callable, *args, **kwargs) -> _Pending:
+        def timed():
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.work_s += time.perf_counter() - start
+
+        return _Pending(self, self._pool.submit(timed))
+
+    def __enter__(self) -> Ahead:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+@dataclass
+class _Pending:
+    ahead: Ahead
+    future: Future
+
+    def result(self):
+        """The work's answer (its exception raised here), after waiting for it if it is not done."""
+        start = time.perf_counter()
+        try:
+            return self.future.result()
+        finally:
+            self.ahead.waited_s += time.perf_counter() - start

@@ -29,7 +29,7 @@ import numpy as np
 from pymatgen.core import Structure
 
 from engine.core.rows import NAN, Row, Status, short_error
-from engine.core.workers import MIN_PARALLEL_ITEMS, WorkerError, map_isolated
+from engine.core.workers import MIN_PARALLEL_ITEMS, Ahead, WorkerError, map_isolated
 from engine.models import LoadedModel, energy_only
 from engine.models.base import umlip_setting
 from engine.pes.probes import (
@@ -164,18 +164,21 @@ def describe(jobs: dict[str, ProbeJob], settings: PesSettings) -> tuple[str, str
 
 
 def evaluate_candidates(structures: dict[str, Structure], settings: PesSettings, models: dict[str, LoadedModel],
-                        energy_models: dict[str, tuple] | None = None,
-                        budgets: dict | None = None, workers: int = 1) -> dict[str, dict[str, ProbeJob]]:
+                        energy_models: dict[str, tuple] | None = None, budgets: dict | None = None,
+                        workers: int = 1, first_jobs: list[ProbeJob] | None = None) -> dict[str, dict[str, ProbeJob]]:
     """{id: {approach: evaluated ProbeJob}} of the candidates' grids, approach after approach (all candidates'
     probes of one approach share batches); with ``short_circuit`` a candidate that a grid passed gets no later
     grid. ``models``, ``energy_models`` and ``budgets`` (the atom budgets in use, updated here) are per approach.
-    Grid construction (spglib, exclusion) and the descriptors (percolation) run on ``workers`` host workers."""
+    Grid construction (spglib, exclusion) and the descriptors (percolation) run on ``workers`` host workers;
+    ``first_jobs``: the first approach's :func:`make_jobs`, when built ahead."""
     budgets = {} if budgets is None else budgets
     jobs: dict[str, dict[str, ProbeJob]] = {cid: {} for cid in structures}
     decided: set[str] = set()
     for approach in settings.approaches:
         group = [c for c in structures if c not in decided]
-        for cid, job in zip(group, _make_jobs({c: structures[c] for c in group}, approach, settings, workers)):
+        built = first_jobs if first_jobs is not None and approach == settings.approaches[0] else make_jobs(
+            {c: structures[c] for c in group}, approach, settings, workers)
+        for cid, job in zip(group, built):
             jobs[cid][approach] = job
         used = evaluate_jobs([jobs[c][approach] for c in group], models[approach],
                              budgets.get(approach, settings.max_atoms_per_batch),
@@ -192,8 +195,8 @@ def evaluate_candidates(structures: dict[str, Structure], settings: PesSettings,
     return jobs
 
 
-def _make_jobs(structures: dict[str, Structure], approach: str, settings: PesSettings,
-               workers: int) -> list[ProbeJob]:
+def make_jobs(structures: dict[str, Structure], approach: str, settings: PesSettings,
+              workers: int = 1) -> list[ProbeJob]:
     """The jobs of one approach, their grids (spglib, exclusion) built on the host workers from the hosts' arrays."""
     hosts, failed = {}, {}
     for cid, structure in structures.items():
@@ -260,14 +263,24 @@ def run_stage(run) -> None:
     energy_models = {a: copies[id(loaded)] for a, loaded in models.items()}
 
     budgets: dict = {}
-    with run.progress("pes", len(todo)) as bar:
-        for start in range(0, len(todo), settings.candidates_per_chunk):
-            chunk = todo[start:start + settings.candidates_per_chunk]
+    chunks = [todo[i:i + settings.candidates_per_chunk] for i in range(0, len(todo), settings.candidates_per_chunk)]
+    first = settings.approaches[0]
+
+    def grids_of(chunk):
+        return make_jobs({c: structures[c] for c in chunk}, first, settings, run.workers)
+
+    with run.progress("pes", len(todo)) as bar, Ahead() as ahead:
+        pending = ahead.submit(grids_of, chunks[0])
+        for k, chunk in enumerate(chunks):
+            first_jobs = pending.result()
+            if k + 1 < len(chunks):  # the next chunk's grids are built while this chunk's probes are evaluated
+                pending = ahead.submit(grids_of, chunks[k + 1])
             jobs = evaluate_candidates({c: structures[c] for c in chunk}, settings, models, energy_models, budgets,
-                                       run.workers)
+                                       run.workers, first_jobs)
             _write(run.store, chunk, jobs, settings)
             bar.update(len(chunk))
-    run.store.set_attrs("pes", {f"{a}_atoms_per_batch": b.history for a, b in budgets.items()})
+    run.store.set_attrs("pes", {**{f"{a}_atoms_per_batch": b.history for a, b in budgets.items()},
+                                "grids_ahead_s": [ahead.work_s, ahead.waited_s]})
 
 
 def _passes(job: ProbeJob, settings: PesSettings) -> bool:

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from pymatgen.core import Structure
 
+from engine.core.crystals import Crystal
 from engine.references.sources import ReferencePhase
 from engine.relax.fire import relax
 
@@ -85,12 +86,21 @@ class RelaxedReferenceCache:
         rec = self.records.get(key)
         if rec is None:
             return None
-        structure = Structure.from_dict(rec["structure"]) if rec["structure"] else None
+        if rec.get("crystal"):
+            c = rec["crystal"]
+            structure = Crystal(np.array(c["numbers"], np.int64), np.array(c["positions"], float),
+                                np.array(c["cell"], float), np.array(c["pbc"], bool)).to_structure()
+        else:  # a cache written before 2026-12-02: pymatgen's dict (positions rounded by an ulp on the way)
+            structure = Structure.from_dict(rec["structure"]) if rec.get("structure") else None
         return RelaxedReference(rec["id"], rec["status"], rec["reason"], rec["energy"], structure)
 
-    def put(self, key: str, ref: RelaxedReference) -> None:
+    def put(self, key: str, ref: RelaxedReference, crystal: Crystal | None) -> None:
+        """Store ``ref``, whose structure is ``crystal`` (the relaxation's arrays): a reference read back is the
+        one the relaxation gave, bit for bit, so that a run's rows do not depend on a warm cache."""
         rec = {"key": key, "id": ref.id, "status": ref.status, "reason": ref.reason, "energy": ref.energy,
-               "structure": ref.structure.as_dict() if ref.structure is not None else None}
+               "crystal": None if crystal is None else {
+                   "numbers": crystal.numbers.tolist(), "positions": crystal.positions.tolist(),
+                   "cell": crystal.cell.tolist(), "pbc": np.asarray(crystal.pbc, bool).tolist()}}
         self.records[key] = rec
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a") as fh:
@@ -140,7 +150,7 @@ def _relax_into(cache, todo, keys, loaded, settings, out, progress) -> None:
             ref = RelaxedReference(r.id, r.status, r.reason, r.energy_per_atom * n if n else np.nan,
                                    r.structure.to_structure() if r.structure is not None else None)
             if not r.transient:  # out of memory or a whole batch's failure: tried again by the next run
-                cache.put(keys[r.id], ref)
+                cache.put(keys[r.id], ref, r.structure)
             out[r.id] = ref
         if progress:
             progress(len(results))

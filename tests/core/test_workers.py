@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from engine.core.workers import WorkerError, map_isolated, worker_count
+from engine.core.workers import Ahead, WorkerError, map_isolated, worker_count
 
 
 def square_unless_odd_fate(x: int) -> int:
@@ -43,3 +43,25 @@ def test_a_dying_worker_costs_only_its_own_item():
 def test_worker_count():
     assert worker_count(1) == 1 and worker_count(3) == 3
     assert worker_count(None) >= 1
+
+
+def test_work_ahead_runs_beside_the_caller_and_hands_back_its_answer_or_its_error():
+    import threading
+
+    import pytest
+
+    started, caller_done = threading.Event(), threading.Event()
+
+    def next_chunk(x):
+        started.set()
+        assert caller_done.wait(timeout=30)  # finishes only once the caller has done its own work meanwhile
+        return map_isolated(square_or_raise, range(x), workers=2)
+
+    with Ahead() as ahead:
+        pending = ahead.submit(next_chunk, 10)
+        assert started.wait(timeout=30)
+        caller_done.set()  # the caller's work (the model on this chunk) while the next chunk is prepared
+        assert pending.result() == map_isolated(square_or_raise, range(10))
+        assert 0.0 <= ahead.waited_s <= ahead.work_s
+        with pytest.raises(ZeroDivisionError):
+            ahead.submit(lambda: 1 / 0).result()
