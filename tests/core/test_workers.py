@@ -62,6 +62,6 @@ def test_work_ahead_runs_beside_the_caller_and_hands_back_its_answer_or_its_erro
         assert started.wait(timeout=30)
         caller_done.set()  # the caller's work (the model on this chunk) while the next chunk is prepared
         assert pending.result() == map_isolated(square_or_raise, range(10))
-        assert 0.0 <= ahead.waited_s <= ahead.work_s
+        assert ahead.work_s > 0.0 and ahead.waited_s >= 0.0  # (waiting includes the hand-over: it may exceed the work)
         with pytest.raises(ZeroDivisionError):
             ahead.submit(lambda: 1 / 0).result()
