@@ -52,11 +52,6 @@ def _structures_differ(a: Crystal, b: Crystal, atol: float) -> bool:
             or not np.allclose(a.positions, b.positions, rtol=0.0, atol=atol))
 
 
-def _crystals_by_id(store: ResultStore, group: str, ids: list[str]) -> dict[str, Crystal]:
-    found, crystals = store.crystals(group, ids)
-    return {cid: crystals[k] for k, cid in enumerate(found)}
-
-
 def compare_groups(a: ResultStore, b: ResultStore, rtol: float, atol: float,
                    structures_atol: float | None = None) -> list[str]:
     """Every difference between the per-candidate rows of ``a`` and ``b``, one line each."""
@@ -81,7 +76,7 @@ def compare_groups(a: ResultStore, b: ResultStore, rtol: float, atol: float,
                 if _values_differ(va[cid], vb[cid], rtol, atol):
                     out.append(f"{g}/{col}[{cid}]: {va[cid]!r} != {vb[cid]!r}")
         if structures_atol is not None and a.exists(f"{g}/structure") and b.exists(f"{g}/structure"):
-            sa, sb = _crystals_by_id(a, g, common), _crystals_by_id(b, g, common)
+            sa, sb = a.crystals_by_id(g, common), b.crystals_by_id(g, common)
             for cid in common:
                 if (cid in sa) != (cid in sb) or (cid in sa and _structures_differ(sa[cid], sb[cid], structures_atol)):
                     out.append(f"{g}/structure[{cid}]: differs beyond {structures_atol} Å")

@@ -85,11 +85,8 @@ class ResultStore:
         keep = np.arange(len(ids)) if keep is None else np.asarray(keep, dtype=np.int64)
         columns = {c: other.column(group_name, c)[keep] for c in other.column_names(group_name)
                    if c not in ("id", "status", "reason")}
-        structures = None
-        if other.exists(f"{group_name}/structure"):  # the stored arrays, bit for bit (a Structure would round them)
-            found, crystals = other.crystals(group_name)
-            by_id = {cid: crystals[k] for k, cid in enumerate(found)}
-            structures = [by_id.get(ids[i]) for i in keep]
+        by_id = other.crystals_by_id(group_name) if other.exists(f"{group_name}/structure") else None
+        structures = None if by_id is None else [by_id.get(ids[i]) for i in keep]  # the stored arrays, bit for bit
         self.append(group_name, [ids[i] for i in keep], list(other.column(group_name, "status")[keep]),
                     list(other.column(group_name, "reason")[keep]), columns, structures)
 
@@ -341,6 +338,11 @@ class ResultStore:
                          g["pbc"][:n] if "pbc" in g else np.ones((n, 3), bool))
         whole.offsets = offset  # as stored (cached_property)
         return [str(row_ids[i]) for i in rows], whole.take(rows)
+
+    def crystals_by_id(self, group_name: str, ids: Sequence[str] | None = None) -> dict[str, Crystal]:
+        """:meth:`crystals` as {id: Crystal}: the stored arrays (a pymatgen Structure would round them)."""
+        found, crystals = self.crystals(group_name, ids)
+        return {cid: crystals[k] for k, cid in enumerate(found)}
 
     def structures(self, group_name: str, ids: Sequence[str] | None = None) -> dict[str, Structure]:
         """Ragged structures of ``group_name`` as {id: Structure}; the last row wins for repeated ids."""
