@@ -112,10 +112,14 @@ def host_arrays_of(host: Structure) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     return host.lattice.matrix, host.frac_coords, np.array(host.atomic_numbers)
 
 
-def make_job(cid: str, structure: Structure, approach: str, settings, grid: ProbeGrid | None = None) -> ProbeJob:
-    """The grid of one approach for one candidate (``grid``: its :func:`host_grid`, when already built);
-    ``settings`` as for :func:`host_grid`, and ``min_probe_width`` [Å] (:class:`engine.pes.stage.PesSettings`)."""
-    host = host_of(structure, approach)
+def make_job(cid: str, structure: Structure, approach: str, settings) -> ProbeJob:
+    """The grid of one approach for one candidate; ``settings`` as for :func:`host_grid`, and ``min_probe_width``
+    [Å] (:class:`engine.pes.stage.PesSettings`)."""
+    return job_of_host(cid, host_of(structure, approach), approach, settings)
+
+
+def job_of_host(cid: str, host: Structure, approach: str, settings, grid: ProbeGrid | None = None) -> ProbeJob:
+    """:func:`make_job` from the frozen ``host`` (:func:`host_of`), and its grid when already built."""
     if len(host) == 0:
         return ProbeJob(cid, approach, host, None, error=f"{approach}: no atoms left without Li")
     if grid is None:

@@ -40,7 +40,7 @@ from engine.pes.probes import (
     host_arrays_of,
     host_grid,
     host_of,
-    make_job,
+    job_of_host,
 )
 from engine.pes.refinement import refine_grids
 from kernels.percolation import percolation_barriers
@@ -215,7 +215,7 @@ def make_jobs(structures: dict[str, Structure], approach: str, settings: PesSett
             out.append(ProbeJob(cid, approach, structure, None, error=why))
             continue
         try:
-            out.append(make_job(cid, structure, approach, settings, grid=grid))
+            out.append(job_of_host(cid, hosts[cid], approach, settings, grid=grid))
         except Exception as exc:  # noqa: BLE001 - e.g. a degenerate cell
             out.append(ProbeJob(cid, approach, structure, None, error=f"{approach}: grid: {short_error(exc)}"))
     return out

@@ -11,14 +11,8 @@ from omegaconf import OmegaConf
 from pymatgen.core import Lattice, Structure
 
 from engine.models import load_model
-from engine.pes.stage import (
-    PesSettings,
-    ProbeJob,
-    describe,
-    evaluate_candidates,
-    evaluate_jobs,
-    make_job,
-)
+from engine.pes.probes import ProbeJob, evaluate_jobs, make_job
+from engine.pes.stage import PesSettings, describe, evaluate_candidates
 from engine.references.builtin_phases import BUILTIN
 from engine.relax.fire import RelaxSettings, relax
 from kernels.grid import probe_grid
