@@ -73,7 +73,9 @@ def map_isolated(fn: Callable, items: Iterable, workers: int = 1, progress: Call
 
     out: list = [None] * len(items)
     lost = []
-    for i, future in submit_all(range(len(items)), min(workers, len(items))):
+    # always ``workers`` processes: a pool resized for a shorter list would restart workers under another caller's
+    # items (Ahead maps on a thread beside the stage's own maps)
+    for i, future in submit_all(range(len(items)), workers):
         try:
             out[i] = future.result()
             if progress:
