@@ -3,8 +3,8 @@ seed's CSX constraints (required elements, allowed elements, number of elements)
 
 Compositions are balanced with common oxidation states (the test of pymatgen's ``Composition.oxi_state_guesses``)
 and placed in random crystals of the configured space groups with pyxtal (Fredericks et al., Comput. Phys.
-Commun. 261, 107810 (2021)). Everything is seeded per candidate (:func:`candidate_seed`): the same settings give the same
-candidates, which lets a killed run resume, and a candidate does not depend on which process samples it
+Commun. 261, 107810 (2021)). Everything is seeded per candidate (:func:`candidate_seed`): the same settings give
+the same candidates, which lets a killed run resume, and a candidate does not depend on which process samples it
 (host workers, shards).
 """
 
@@ -69,8 +69,9 @@ def charge_balanced_compositions(elements: list[str], max_atoms: int, max_coeff:
     for coeffs in itertools.product(range(1, max_coeff + 1), repeat=len(elements)):
         if sum(coeffs) > max_atoms or np.gcd.reduce(coeffs) != 1:
             continue
-        if charge_balanced(dict(zip(elements, coeffs))):
-            comp = Composition(dict(zip(elements, coeffs)))
+        amounts = dict(zip(elements, coeffs))
+        if charge_balanced(amounts):
+            comp = Composition(amounts)
             found[comp.reduced_formula] = comp
     return [found[k] for k in sorted(found)]
 

@@ -25,6 +25,7 @@ from pymatgen.core import Structure
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
 HALOGENS = frozenset({"F", "Cl", "Br", "I"})
+MOTIFS = {int(k): v for k, v in CN_OPT_PARAMS.items()}  # coordination number -> {motif: (order parameter, params)}
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ def order_parameters(structure: Structure, i: int, neighbours: list[dict]) -> di
     pymatgen would compute twice more (CrystalNN is most of this stage's time): the order parameters of every motif
     of the site's coordination number, None for a number without motifs."""
     cn = len(neighbours)
-    motifs = {int(k): v for k, v in CN_OPT_PARAMS.items()}.get(cn)
+    motifs = MOTIFS.get(cn)
     if motifs is None:
         return None
     names = list(motifs)
