@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from engine.candidates import stage as candidates
+from engine.committee import stage as committee
+from engine.committee.plots import plot_committee
 from engine.core.rows import Row
 from engine.filters import bandgap, novelty, relaxed_novelty
 from engine.md import stage as md
@@ -49,6 +51,7 @@ class Stage:
     criteria: Callable | None = None  # (store, config) -> (title, [(criterion, candidates passing)])
     funnel: Callable | None = None  # (store, config) -> [(criterion, ids passing or None = its pass rows, note)]
     coating: Coating | None = field(default=None)  # its columns in the report's coating tables
+    plot: tuple[str, Callable] | None = None  # (file stem, (store, config, path) -> None): its plot in the report
 
 
 STAGES: tuple[Stage, ...] = (
@@ -65,6 +68,10 @@ STAGES: tuple[Stage, ...] = (
           relaxed_novelty.RelaxedNoveltySettings, "relax", funnel=relaxed_novelty.funnel),
     Stage("thermo", thermo.run_stage, thermo.ThermoRow, thermo.ThermoSettings, "relax", requires=("references",),
           sections=(("criteria", CoatingCriteria, "seed"),), criteria=thermo.criteria_counts, funnel=thermo.funnel),
+    Stage("committee", committee.run_stage, committee.CommitteeRow, committee.CommitteeSettings, "relax",
+          gate=False, default=False, requires=("references", "thermo"), criteria=committee.criteria_counts,
+          coating=committee.coating_columns,
+          plot=("committee", plot_committee)),
     Stage("plausibility", plausibility.run_stage, plausibility.PlausibilityRow, plausibility.PlausibilitySettings,
           "relax", funnel=plausibility.funnel, coating=plausibility.coating_columns),
     Stage("phonons", phonons.run_stage, phonons.PhononRow, phonons.PhononSettings, "relax", funnel=phonons.funnel,

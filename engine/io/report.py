@@ -10,7 +10,9 @@ Writes beside the HDF5 file (``<run>_report/``):
 - ``transport.png``: σ(500 K) against D_framework(1000 K) with the threshold lines (the seed's Fig. 2);
 - ``bandgap.png``: the distribution of predicted band gaps, per committee member and as decided, with the threshold;
 - ``windows.png``: the electrochemical stability window [E_red, E_ox] of each thermodynamically evaluated
-  candidate against the coating thresholds and the electrolyte's window.
+  candidate against the coating thresholds and the electrolyte's window;
+- one plot per stage that declares one in the stage table (``committee.png``: each member's E_hull of the
+  candidates the committee judged).
 
 Everything is read from the HDF5 file, including the thresholds (the resolved config in its root attributes).
 """
@@ -306,6 +308,11 @@ def write_report(h5_path: str | Path, out_dir: str | Path | None = None) -> dict
         plot_bandgap(store, float(cfg.bandgap.threshold), paths["bandgap"])
         plot_transport(store, cfg.md, paths["transport"])
         plot_windows(store, cfg.criteria, paths["windows"])
+        for stage in STAGES:
+            if stage.plot is not None and store.has(stage.name):
+                stem, draw = stage.plot
+                paths[stem] = out / f"{stem}.png"
+                draw(store, cfg, paths[stem])
     return paths
 
 

@@ -30,6 +30,7 @@ from engine.thermo.hulls import (
     chemsys,
     e_above_hull,
     model_entry,
+    needed_systems,
 )
 
 
@@ -42,17 +43,6 @@ class ReferenceRow(Row):
     corrected_energy_per_atom: float = NAN  # eV/atom, after the correction scheme (NaN: not usable)
     e_hull: float = NAN  # eV/atom, against the other references
     structure: Structure | None = None  # relaxed (or the source's)
-
-
-def needed_systems(formulas: Sequence[str], partners: Sequence[str]) -> set[frozenset[str]]:
-    """Chemical systems of the candidates' ``formulas``, of the ``partners`` and of each candidate with each
-    partner."""
-    partner_systems = {chemsys(Composition(p)) for p in partners}
-    systems = set(partner_systems)
-    for formula in set(formulas):
-        cs = chemsys(Composition(formula))
-        systems |= {cs} | {cs | p for p in partner_systems}
-    return systems
 
 
 def completed_edges(formulas: Sequence[str], partners: Sequence[str], systems: set[frozenset[str]],

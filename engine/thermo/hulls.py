@@ -81,6 +81,17 @@ def chemsys(composition: Composition) -> frozenset[str]:
     return frozenset(el.symbol for el in composition.elements)
 
 
+def needed_systems(formulas: Sequence[str], partners: Sequence[str]) -> set[frozenset[str]]:
+    """Chemical systems of the candidates' ``formulas``, of the ``partners`` and of each candidate with each
+    partner."""
+    partner_systems = {chemsys(Composition(p)) for p in partners}
+    systems = set(partner_systems)
+    for formula in set(formulas):
+        cs = chemsys(Composition(formula))
+        systems |= {cs} | {cs | p for p in partner_systems}
+    return systems
+
+
 # ---- hulls, windows, mixing ------------------------------------------------------------------------------------
 
 def missing_elements(entries: Iterable[ComputedEntry], elements: Iterable[str]) -> list[str]:

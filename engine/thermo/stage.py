@@ -9,28 +9,17 @@ candidates are corrected with the same scheme (``references.correction``, read b
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
-from itertools import combinations
 
 import numpy as np
 from pymatgen.core import Composition
-from pymatgen.entries.computed_entries import ComputedEntry
 
-from engine.core.rows import NAN, Row, Status
 from engine.references.sources import stored_references
-from engine.thermo.criteria import CoatingCriteria, classify
-from engine.thermo.hulls import (
-    Hulls,
-    MissingReferencesError,
-    apply_correction,
-    chemsys,
-    e_above_hull,
-    mixing_energy,
-    model_entry,
-    pd_with,
-    window_of,
-)
+from engine.thermo.hulls import Hulls, apply_correction, model_entry
+from engine.thermo.judgement import ThermoRow, evaluate_candidate, partner_window
+
+__all__ = ["Partners", "ThermoRow", "ThermoSettings", "criteria_counts", "evaluate_candidate", "funnel", "run_stage",
+           "stored_partners"]
 
 
 @dataclass
@@ -42,27 +31,6 @@ class ThermoSettings:
     # eV/atom: a candidate further below the references' hull fails as below_hull, never a coating: a uMLIP rarely
     # places a new phase that far below a complete set of references, so the references lack a phase or the model errs
     below_hull_tolerance: float = 0.05
-
-
-@dataclass
-class ThermoRow(Row):
-    """One candidate's thermodynamics and coating verdict."""
-    corrected_energy_per_atom: float = NAN  # eV/atom
-    e_hull: float = NAN  # eV/atom above the hull (negative: below the references' hull)
-    decomposition: str = ""  # products at the hull, atom fractions
-    e_red: float = NAN  # V vs Li/Li+, lower end of the stability window
-    e_ox: float = NAN  # V vs Li/Li+, upper end
-    e_rxn_electrolyte: float = NAN  # eV/atom of the mixture, most negative over mixing ratios
-    x_electrolyte: float = NAN  # molar fraction of the candidate where it occurs
-    reaction_electrolyte: str = ""
-    e_rxn_cathode: float = NAN  # eV/atom
-    x_cathode: float = NAN
-    reaction_cathode: str = ""
-    anode_coating: bool = False
-    cathode_coating: bool = False
-    verdict: str = ""  # AC, CC, AC+CC, none
-    below_hull: bool = False  # more than thermo.below_hull_tolerance below the references' hull: not judged
-    hull_lacks: str = ""  # binary edges of the candidate's system without any reference phase, e.g. "Br-S"
 
 
 @dataclass
@@ -83,11 +51,6 @@ def stored_partners(store) -> Partners | None:
     if "electrolyte" not in attrs:
         return None
     return Partners(**{f.name: attrs.get(f.name) for f in fields(Partners)})
-
-
-def _lowest(entries: Sequence[ComputedEntry], composition: Composition) -> ComputedEntry | None:
-    same = [e for e in entries if e.composition.reduced_formula == composition.reduced_formula]
-    return min(same, key=lambda e: e.energy_per_atom) if same else None
 
 
 def run_stage(run) -> None:
@@ -111,17 +74,8 @@ def run_stage(run) -> None:
     hulls = Hulls([*ref_entries, *candidates]) if cfg.include_candidates else Hulls(ref_entries)
     electrolyte, cathode = Composition(cfg.electrolyte), Composition(cfg.cathode)
 
-    def partner_window(comp: Composition, name: str) -> tuple[ComputedEntry | None, tuple[float, float], str]:
-        entry = _lowest(ref_entries, comp)
-        if entry is None:
-            return None, (np.nan, np.nan), f"no {comp.reduced_formula} among the {source_name} references"
-        try:
-            return entry, window_of(entry, hulls[chemsys(comp)]), ""
-        except MissingReferencesError as exc:
-            return None, (np.nan, np.nan), f"{name}: {exc}"
-
-    el_entry, el_window, el_problem = partner_window(electrolyte, "electrolyte")
-    ca_entry, ca_window, ca_problem = partner_window(cathode, "cathode")
+    el_entry, el_window, el_problem = partner_window(ref_entries, hulls, electrolyte, "electrolyte", source_name)
+    ca_entry, ca_window, ca_problem = partner_window(ref_entries, hulls, cathode, "cathode", source_name)
     store.set_attrs("thermo", asdict(Partners(cfg.electrolyte, *el_window, cfg.cathode, *ca_window, source_name)))
 
     rows: list[ThermoRow] = []
@@ -136,63 +90,6 @@ def run_stage(run) -> None:
                 store.append_rows("thermo", rows)
                 rows.clear()
         store.append_rows("thermo", rows)
-
-
-def evaluate_candidate(cid, entry, rejected, hulls: Hulls, criteria: CoatingCriteria, electrolyte, cathode,
-                       source_name: str, below_hull_tolerance: float = 0.05) -> ThermoRow:
-    """The row of one candidate: ``entry`` its corrected entry [eV] (None: ``rejected`` says why), ``electrolyte``
-    (composition, entry, window [V], problem) and ``cathode`` (composition, entry, problem). A candidate more than
-    ``below_hull_tolerance`` [eV/atom] below the hull fails as ``below_hull``, with the edges its hull lacks."""
-    if entry is None:
-        return ThermoRow(cid, Status.ERROR, rejected or "no corrected entry")
-    cs = chemsys(entry.composition)
-    try:
-        pd = hulls[cs]
-    except MissingReferencesError as exc:
-        return ThermoRow(cid, Status.ERROR, f"no references: {exc} ({source_name})")
-    e_hull, products = e_above_hull(pd, entry)
-    row = ThermoRow(cid, Status.PASS, corrected_energy_per_atom=entry.energy_per_atom, e_hull=e_hull,
-                    decomposition=products)
-    _judge(row, entry, pd, cs, hulls, criteria, electrolyte, cathode, source_name)
-    if e_hull < -below_hull_tolerance:
-        row.below_hull, row.hull_lacks = True, " ".join(empty_edges(pd, cs))
-        lacks = f"no reference phase on {row.hull_lacks}" if row.hull_lacks else "no empty edge"
-        row.status, row.verdict, row.anode_coating, row.cathode_coating = Status.FAIL, "none", False, False
-        row.reason = (f"below the reference hull: E_hull {e_hull:.3f} < -{below_hull_tolerance} eV/atom; the "
-                      f"{'-'.join(sorted(cs))} references are incomplete ({lacks}; {source_name}) or the model errs")
-    return row
-
-
-def empty_edges(pd, cs) -> list[str]:
-    """The binary edges (element pairs) of ``cs`` on which ``pd`` holds no phase, e.g. ["Br-S"]."""
-    present = {frozenset(e.composition.chemical_system.split("-")) for e in pd.all_entries}
-    return ["-".join(pair) for pair in combinations(sorted(cs), 2) if frozenset(pair) not in present]
-
-
-def _judge(row: ThermoRow, entry, pd, cs, hulls, criteria, electrolyte, cathode, source_name) -> None:
-    """Status, reason, window, mixing energies and AC/CC verdict of a candidate whose E_hull is known."""
-    el_comp, el_entry, el_window, el_problem = electrolyte
-    ca_comp, ca_entry, ca_problem = cathode
-    if row.e_hull >= criteria.e_hull_max:
-        row.status, row.verdict = Status.FAIL, "none"
-        row.reason = f"E_hull {row.e_hull:.3f} >= {criteria.e_hull_max} eV/atom"
-        return
-    row.e_red, row.e_ox = window_of(entry, pd)
-    if el_entry is None or ca_entry is None:
-        row.status, row.reason = Status.ERROR, el_problem or ca_problem
-        return
-    try:
-        for partner, key in ((el_comp, "electrolyte"), (ca_comp, "cathode")):
-            pd_mix = pd_with(hulls[cs | chemsys(partner)], [entry])
-            e, x, reaction = mixing_energy(pd_mix, entry.composition, partner)
-            setattr(row, f"e_rxn_{key}", e), setattr(row, f"x_{key}", x), setattr(row, f"reaction_{key}", reaction)
-    except MissingReferencesError as exc:
-        row.status, row.reason = Status.ERROR, f"no references: {exc} ({source_name})"
-        return
-    verdict = classify(row.e_red, row.e_ox, row.e_rxn_electrolyte, row.e_rxn_cathode, el_window, criteria)
-    row.anode_coating, row.cathode_coating, row.verdict = verdict.anode, verdict.cathode, verdict.label
-    if not (verdict.anode or verdict.cathode):
-        row.status, row.reason = Status.FAIL, "no coating verdict: " + "; ".join(verdict.reasons)
 
 
 def criteria_counts(store, cfg) -> tuple[str, list[tuple[str, int]]]:
