@@ -59,7 +59,8 @@ class CommitteeRow(Row):
 
 
 def member_labels(run) -> list[str]:
-    own = [f"{run.model('relax', run.cfg.model).name} (run)"] if run.cfg.committee.include_run_model else []
+    """The members' names in row order: the run's model (its config's name, no model loaded for it) first."""
+    own = [f"{run.cfg.model.name} (run)"] if run.cfg.committee.include_run_model else []
     return own + [m if isinstance(m, str) else str(m.get("name")) for m in run.cfg.committee.models]
 
 

@@ -38,12 +38,10 @@ class ThermoRow(Row):
     hull_lacks: str = ""  # binary edges of the candidate's system without any reference phase, e.g. "Br-S"
 
 
-
 def lowest_entry(entries: Sequence[ComputedEntry], composition: Composition) -> ComputedEntry | None:
     """The lowest-energy entry of ``composition``'s reduced formula among ``entries`` (None: there is none)."""
     same = [e for e in entries if e.composition.reduced_formula == composition.reduced_formula]
     return min(same, key=lambda e: e.energy_per_atom) if same else None
-
 
 
 def partner_window(ref_entries: Sequence[ComputedEntry], hulls: Hulls, comp: Composition, name: str,
