@@ -84,13 +84,15 @@ def model_specs(stages: tuple[Stage, ...] = STAGES) -> list[tuple[str, str]]:
 def check_model_specs(cfg, stages: tuple[Stage, ...] = STAGES) -> None:
     """Each model a stage names exists as a config and has only known keys; raises ValueError naming the setting."""
     for section, key in model_specs(stages):
-        spec = cfg[section][key]
-        if spec is None:
-            continue
-        try:
-            model_config(spec if isinstance(spec, str) else OmegaConf.to_container(spec))
-        except Exception as exc:  # noqa: BLE001 - omegaconf and file errors alike, reported with the setting
-            raise ValueError(f"{section}.{key}: {str(exc).splitlines()[0]}") from None
+        value = cfg[section][key]
+        specs = list(value) if OmegaConf.is_list(value) or isinstance(value, list) else [value]
+        for spec in specs:
+            if spec is None:
+                continue
+            try:
+                model_config(spec if isinstance(spec, str) else OmegaConf.to_container(spec))
+            except Exception as exc:  # noqa: BLE001 - omegaconf and file errors alike, reported with the setting
+                raise ValueError(f"{section}.{key}: {str(exc).splitlines()[0]}") from None
 
 
 def validated(cfg: DictConfig, stages: tuple[Stage, ...] = STAGES):

@@ -23,7 +23,9 @@ def screen(overrides: list[str]):
 
 
 def overrides(tmp_path, workers: int) -> list[str]:
+    # committee members analytic too: float32 uMLIPs on a CPU are not bit-reproducible from one call to the next
     return ["model.kind=analytic", "model.name=wells", "stages=${all_stages:}", "md=smoke",
+            "committee.models=[{kind:analytic,name:wells-member}]",
             f"candidates.chemical_systems={SYSTEMS}", "candidates.per_system=4", "candidates.max_atoms=8",
             "pes.max_atoms_per_batch=4000", f"workers={workers}", f"output={tmp_path}/w{workers}.h5",
             f"references.cache_dir={tmp_path}/cache{workers}"]

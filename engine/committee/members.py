@@ -29,7 +29,7 @@ class Judging:
     cathode: str
     below_hull_tolerance: float  # eV/atom
     criteria: CoatingCriteria
-    correction: str  # mp2020 | none
+    correction: str  # the run's scheme (engine.thermo.hulls.Correction); a member whose config names one uses its own
     relax: RelaxSettings
     cache_dir: Path
     source_name: str
@@ -50,21 +50,21 @@ def usable(r: RelaxResult) -> bool:
 
 
 def judge(loaded, ids: Sequence[str], crystals: Crystals, phases: Sequence[ReferencePhase],
-          judging: Judging) -> dict[str, ThermoRow]:
-    """{candidate id: the member's thermo row}; a candidate the member cannot relax (an element it lacks, a failed
-    relaxation) gets an error row saying why."""
+          judging: Judging, correction: str) -> dict[str, ThermoRow]:
+    """{candidate id: the member's thermo row}, its energies corrected with ``correction``; a candidate the member
+    cannot relax (an element it lacks, a failed relaxation) gets an error row saying why."""
     relaxed: dict[str, RelaxResult] = {}
     relax(crystals, ids, loaded, judging.relax, lambda rows: relaxed.update({r.id: r for r in rows}))
     refs = relax_references(phases, loaded, judging.relax, judging.cache_dir)
     ref_entries, _ = apply_correction([model_entry(r.structure, r.energy, pid) for pid, r in refs.items() if r.usable],
-                                      judging.correction)
+                                      correction)
     raw = []
     for cid in ids:
         r = relaxed[cid]
         if usable(r):
             s = r.structure.to_structure()
             raw.append(model_entry(s, r.energy_per_atom * len(s), cid))
-    entries, rejected = apply_correction(raw, judging.correction)
+    entries, rejected = apply_correction(raw, correction)
     by_id = {e.entry_id: e for e in entries}
     hulls = Hulls(ref_entries)
     electrolyte, cathode = Composition(judging.electrolyte), Composition(judging.cathode)

@@ -20,6 +20,8 @@ import numpy as np
 from engine.committee.members import Judging, judge, phases_for
 from engine.committee.verdict import AGREED, REJECTED, SPLIT, UNJUDGED, committee_verdict
 from engine.core.rows import NAN, Row, Status, short_error
+from engine.models import model_config
+from engine.thermo.hulls import correction_of
 from engine.thermo.judgement import ThermoRow
 
 VALUES = ("e_hull", "e_red", "e_ox", "e_rxn_electrolyte", "e_rxn_cathode")  # per member, from its thermo row
@@ -29,7 +31,8 @@ VALUES = ("e_hull", "e_red", "e_ox", "e_rxn_electrolyte", "e_rxn_cathode")  # pe
 class CommitteeSettings:
     """``conf/committee/``: the members and the spread a verdict tolerates."""
     # names in conf/model/ (or model configs), judged besides the run's own model
-    models: list = field(default_factory=lambda: ["tensornet_matpes", "m3gnet"])
+    models: list = field(default_factory=lambda: ["tensornet_matpes", "m3gnet"],
+                         metadata={"umlip": True, "doc": "names in conf/model/ or model configs"})
     take: str | None = None  # the stage whose passing candidates it judges (null: thermo, the stage table's feeder)
     max_spread: float = 0.1  # eV/atom: a larger E_hull spread between members makes the verdict split
     include_run_model: bool = True  # the run's model (its thermo row) is a member, though not of the jury
@@ -76,7 +79,7 @@ def run_stage(run) -> None:
     store.set_attrs("committee", {"models": json.dumps(labels)})
     refs, sources = reference_structures(store)
     judging = Judging(run.cfg.thermo.electrolyte, run.cfg.thermo.cathode, float(run.cfg.thermo.below_hull_tolerance),
-                      run.settings("criteria"), str(store.attrs("references").get("correction", "mp2020")),
+                      run.settings("criteria"), str(run.cfg.references.correction),
                       run.settings("relax"), Path(run.cfg.references.cache_dir) / "references",
                       str(store.attrs("references").get("reference_source", "?")))
     formula = store.column_by_id("candidates", "formula")
@@ -118,7 +121,8 @@ def member_rows(run, spec, ids, crystals, phases, judging) -> dict[str, ThermoRo
     """One member's thermo rows; a model that cannot be loaded or fails gives every candidate a reason, not an
     error of the run."""
     try:
-        return judge(run.stage_model("committee", spec), ids, crystals, phases, judging)
+        correction = correction_of(model_config(spec), judging.correction)
+        return judge(run.stage_model("committee", spec), ids, crystals, phases, judging, correction)
     except Exception as exc:  # noqa: BLE001 - one member's failure is a cell of the table, never the run's end
         return {cid: ThermoRow(cid, Status.ERROR, f"member failed: {short_error(exc)}") for cid in ids}
 

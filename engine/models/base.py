@@ -13,6 +13,8 @@ import torch
 from ase.data import chemical_symbols
 from torch_sim.models.interface import ModelInterface
 
+from engine.thermo.hulls import Correction
+
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
@@ -24,6 +26,9 @@ class ModelSettings:
     path: str | None = None  # local weights (a file, or matgl's model folder); overrides name for loading
     modal: str | None = None  # multi-fidelity heads (SevenNet-MF: PBE | R2SCAN)
     dtype: str = "float64"  # float32 | float64 (SevenNet and CHGNet: float32 only)
+    # the energy correction its energies need (engine.thermo.hulls.Correction): mp2020 for MPtrj-trained models,
+    # none for pure-PBE ones (MatPES); null: the run's references.correction
+    correction: Correction | None = None
 
 
 def umlip_setting(doc: str = "null: the run's model; a name in conf/model/; or a model config"):

@@ -26,6 +26,7 @@ from pymatgen.core import Composition, Structure
 from pymatgen.entries.computed_entries import ComputedEntry, ComputedStructureEntry
 
 from engine.core.workers import WorkerError, map_isolated
+from engine.thermo.hulls import Correction
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +42,6 @@ class EnergySource(StrEnum):
     """Which energies the reference phases get."""
     model = "model"  # relaxed with the run's model
     source = "source"  # the source's own energies
-
-
-class Correction(StrEnum):
-    """The energy correction applied to references and candidates alike."""
-    mp2020 = "mp2020"  # MaterialsProject2020Compatibility
-    none = "none"
 
 
 class PrototypeEdges(StrEnum):

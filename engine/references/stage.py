@@ -28,6 +28,7 @@ from engine.thermo.hulls import (
     MissingReferencesError,
     apply_correction,
     chemsys,
+    correction_of,
     e_above_hull,
     model_entry,
     needed_systems,
@@ -83,7 +84,7 @@ def reference_entries(run, phases: Sequence[ReferencePhase], cfg
                                   energy_per_atom=r.energy / n)
         if r.usable:
             raw.append(model_entry(r.structure, r.energy, p.id))
-    entries, dropped = apply_correction(raw, cfg.correction)
+    entries, dropped = apply_correction(raw, correction_of(run.cfg.model, cfg.correction))
     for pid, why in dropped.items():
         rows[pid].status, rows[pid].reason = Status.ERROR, why
     return entries, rows
@@ -109,7 +110,7 @@ def run_stage(run) -> None:
     if edges:
         phases += prototype_phases(edges, phases, run.workers)
     run.store.set_attrs("references", {"reference_source": source.name, "energies": cfg.energies,
-                                       "correction": cfg.correction})
+                                       "correction": correction_of(run.cfg.model, cfg.correction)})
     done = run.store.done_ids("references")
     new = [p for p in phases if p.id not in done]
     if new:

@@ -23,6 +23,7 @@ the partner rather than its own decomposition.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from enum import StrEnum
 
 import numpy as np
 from pymatgen.analysis.interface_reactions import InterfacialReactivity
@@ -36,7 +37,20 @@ from pymatgen.entries.computed_entries import ComputedEntry, ComputedStructureEn
 from pymatgen.io.vasp.sets import MPRelaxSet
 
 ON_HULL_MARGIN = 1e-4  # eV/atom below the hull for a phase "placed on the hull"
-CORRECTIONS = ("mp2020", "none")
+
+
+class Correction(StrEnum):
+    """The energy correction applied to references and candidates alike. Which one a model's energies need depends on
+    its training data: ``mp2020`` for MPtrj (MP's mixed GGA/GGA+U energies); ``mp2020_anions`` for a pure-PBE set
+    such as MatPES-PBE (no +U anywhere, so MP2020's GGA/GGA+U mixing corrections do not apply, while its anion
+    corrections fix the same GGA errors of O2, F2, Cl2, S, ... as in MP)."""
+    mp2020 = "mp2020"  # MaterialsProject2020Compatibility
+    mp2020_anions = "mp2020_anions"  # MaterialsProject2020Compatibility without its GGA/GGA+U mixing corrections
+    none = "none"
+
+
+CORRECTIONS = tuple(Correction)
+MIXING_CORRECTION = "MP2020 GGA/GGA+U mixing correction"  # pymatgen's name of the +U energy adjustments
 
 
 # ---- entries and corrections ---------------------------------------------------------------------------------
@@ -63,7 +77,7 @@ def model_entry(structure: Structure, energy: float, entry_id: str) -> ComputedS
 def apply_correction(entries: Sequence[ComputedEntry], scheme: str) -> tuple[list[ComputedEntry], dict[str, str]]:
     """Corrected copies of ``entries``; those the scheme rejects come back in the second value with a reason."""
     if scheme not in CORRECTIONS:
-        raise ValueError(f"unknown correction {scheme!r}; use one of {CORRECTIONS}")
+        raise ValueError(f"unknown correction {scheme!r}; use one of {[str(c) for c in CORRECTIONS]}")
     if scheme == "none":
         return list(entries), {}
     compat = MaterialsProject2020Compatibility(check_potcar=False)
@@ -71,10 +85,21 @@ def apply_correction(entries: Sequence[ComputedEntry], scheme: str) -> tuple[lis
     for e in entries:
         e = e.copy()
         try:
-            kept.append(compat.process_entry(e, clean=True, on_error="raise"))
+            e = compat.process_entry(e, clean=True, on_error="raise")
         except CompatibilityError as exc:
             dropped[e.entry_id] = f"MP2020 correction: {exc}"
+            continue
+        if scheme == Correction.mp2020_anions:
+            e.energy_adjustments = [a for a in e.energy_adjustments if not a.name.startswith(MIXING_CORRECTION)]
+        kept.append(e)
     return kept, dropped
+
+
+def correction_of(model_cfg, default: str) -> str:
+    """The correction scheme a model's energies take: its config's ``correction`` (what its training data need),
+    else ``default`` (the run's ``references.correction``)."""
+    own = model_cfg.get("correction") if hasattr(model_cfg, "get") else getattr(model_cfg, "correction", None)
+    return str(own or default)
 
 
 def chemsys(composition: Composition) -> frozenset[str]:

@@ -1,0 +1,132 @@
+"""Committee calibration on real data: each uMLIP's E_hull against the Materials Project's, and whether the
+committee's spread warns where the error is large.
+
+Entries: the Materials Project's Li–Co–O entries of at most ``--max-atoms`` atoms from
+``../shared/refdata/mp-Li-Co-Ni-O-entries.json.gz`` (GGA/GGA+U with MP2020 corrections, each with MP's own
+``e_above_hull``). For every model of ``--models`` (names in ``conf/model/``):
+
+1. the engine's batched FIRE (:func:`engine.relax.fire.relax`, cell and positions, the relax stage's defaults)
+   relaxes every entry's structure from MP's relaxed geometry;
+2. the model's energies become entries with the run parameters MP would have used and the model's correction scheme
+   (``correction`` in its config: MP2020 for MPtrj-trained models, none for MatPES-PBE),
+   and one pymatgen ``PhaseDiagram`` of Li–Co–O is built from them alone — the model's own hull;
+3. each entry's E_hull on that hull is compared with MP's ``e_above_hull``: MAE, and the stable/unstable
+   classification at ``--stable-below`` (0.1 eV/atom) as F1 (positive: E_hull below the cut in MP).
+
+Then the committee: per entry the spread (max − min) of the members' E_hull and the error of their mean; the
+Spearman rank correlation between the two says whether a large spread marks a large error. The reference MAE of the
+same subset's DFT hull against MP's values (a subset hull can lack MP phases of more atoms) is printed beside.
+Per model also the relaxation's cost (s per structure and per atom-step on this machine). JSON in
+``benchmarks/results/committee.json``.
+
+    python benchmarks/bench_committee.py [--max-atoms 12] [--models sevennet_0 tensornet_matpes m3gnet chgnet]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+from common import ROOT, model_config, write_json
+from pymatgen.analysis.phase_diagram import PhaseDiagram
+from scipy.stats import spearmanr
+
+from engine.models import load_model
+from engine.references.sources import read_entries
+from engine.relax.fire import RelaxSettings, relax
+from engine.thermo.hulls import apply_correction, chemsys, model_entry
+
+ENTRIES = ROOT.parent / "shared" / "refdata" / "mp-Li-Co-Ni-O-entries.json.gz"
+
+
+def f1_score(true_stable: np.ndarray, predicted_stable: np.ndarray) -> float:
+    """F1 of the stable class: 2 TP / (2 TP + FP + FN)."""
+    tp = np.sum(true_stable & predicted_stable)
+    fp, fn = np.sum(~true_stable & predicted_stable), np.sum(true_stable & ~predicted_stable)
+    return float(2 * tp / (2 * tp + fp + fn)) if tp + fp + fn else float("nan")
+
+
+def model_hull(entries, loaded, settings: RelaxSettings, correction: str) -> tuple[np.ndarray, dict]:
+    """Each entry's E_hull [eV/atom] on the hull of the model's own relaxed energies (NaN: not relaxed or not
+    corrected) and the relaxation's cost."""
+    results = {}
+    structures = [e.structure for e in entries]
+    ids = [e.entry_id for e in entries]
+    t0 = time.perf_counter()
+    relax(structures, ids, loaded, settings, lambda rows: results.update({r.id: r for r in rows}))
+    seconds = time.perf_counter() - t0
+    raw = []
+    for e in entries:
+        r = results[e.entry_id]
+        if r.structure is not None and np.isfinite(r.energy_per_atom):
+            s = r.structure.to_structure()
+            raw.append(model_entry(s, r.energy_per_atom * len(s), e.entry_id))
+    corrected, _ = apply_correction(raw, correction)
+    pd = PhaseDiagram(corrected)
+    by_id = {c.entry_id: c for c in corrected}
+    e_hull = np.array([pd.get_e_above_hull(by_id[e.entry_id]) if e.entry_id in by_id else np.nan for e in entries])
+    atom_steps = sum(len(e.structure) * results[e.entry_id].steps for e in entries)
+    cost = {"relax_s": seconds, "s_per_structure": seconds / len(entries),
+            "us_per_atom_step": 1e6 * seconds / max(atom_steps, 1), "atom_steps": int(atom_steps),
+            "converged": int(sum(results[e.entry_id].converged for e in entries)), "relaxed": len(corrected)}
+    return e_hull, cost
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--entries", default=str(ENTRIES))
+    ap.add_argument("--max-atoms", type=int, default=12)
+    ap.add_argument("--models", nargs="+", default=["sevennet_0", "tensornet_matpes", "m3gnet", "chgnet"])
+    ap.add_argument("--stable-below", type=float, default=0.1, help="eV/atom: the stable class of the F1 score")
+    ap.add_argument("--fmax", type=float, default=0.05, help="eV/Å")
+    ap.add_argument("--max-steps", type=int, default=300)
+    ap.add_argument("--device", default="cpu")
+    args = ap.parse_args()
+
+    entries = [e for e in read_entries(args.entries)
+               if chemsys(e.composition) <= {"Li", "Co", "O"} and len(e.structure) <= args.max_atoms]
+    mp = np.array([e.data["e_above_hull"] for e in entries])
+    subset_dft = np.array([PhaseDiagram(entries).get_e_above_hull(e) for e in entries])
+    print(f"{len(entries)} MP Li–Co–O entries of <= {args.max_atoms} atoms ({sum(len(e.structure) for e in entries)} "
+          f"atoms); {np.sum(mp < args.stable_below)} below {args.stable_below} eV/atom in MP; the subset's own DFT hull "
+          f"against MP's e_above_hull: MAE {np.mean(np.abs(subset_dft - mp)):.4f} eV/atom")
+    settings = RelaxSettings(fmax=args.fmax, max_steps=args.max_steps)
+    truth = mp < args.stable_below
+    hulls, rows = {}, {}
+    for name in args.models:
+        cfg = model_config(name)
+        correction = str(cfg.get("correction") or "mp2020")
+        loaded = load_model(cfg, args.device)
+        e_hull, cost = model_hull(entries, loaded, settings, correction)
+        ok = np.isfinite(e_hull)
+        hulls[name] = e_hull
+        rows[name] = {"correction": correction, "mae_eV_per_atom": float(np.mean(np.abs(e_hull[ok] - mp[ok]))),
+                      "f1": f1_score(truth[ok], e_hull[ok] < args.stable_below), **cost}
+        r = rows[name]
+        print(f"{name:18s} {correction:7s} MAE {r['mae_eV_per_atom']:.4f} eV/atom  F1 {r['f1']:.3f}  "
+              f"{r['relaxed']}/{len(entries)} relaxed ({r['converged']} converged)  {r['relax_s']:.1f} s "
+              f"({r['s_per_structure']:.2f} s/structure, {r['us_per_atom_step']:.0f} µs/atom-step)", flush=True)
+
+    stack = np.array([hulls[m] for m in args.models])
+    ok = np.all(np.isfinite(stack), axis=0)
+    spread = stack[:, ok].max(axis=0) - stack[:, ok].min(axis=0)
+    error = np.abs(stack[:, ok].mean(axis=0) - mp[ok])
+    rho, p = spearmanr(spread, error)
+    committee = {"entries": int(ok.sum()), "mae_of_mean_eV_per_atom": float(error.mean()),
+                 "median_spread_eV_per_atom": float(np.median(spread)),
+                 "spearman_spread_vs_error": float(rho), "spearman_p": float(p),
+                 "f1_of_mean": f1_score(truth[ok], stack[:, ok].mean(axis=0) < args.stable_below)}
+    print(f"committee of {len(args.models)}: mean E_hull MAE {committee['mae_of_mean_eV_per_atom']:.4f} eV/atom, F1 "
+          f"{committee['f1_of_mean']:.3f}; median spread {committee['median_spread_eV_per_atom']:.3f} eV/atom; "
+          f"Spearman(spread, |error|) = {rho:.2f} (p = {p:.1e})")
+    write_json("committee.json", {
+        "max_atoms": args.max_atoms, "n_entries": len(entries), "stable_below": args.stable_below,
+        "subset_dft_mae_eV_per_atom": float(np.mean(np.abs(subset_dft - mp))), "models": rows,
+        "committee": committee,
+        "per_entry": [{"id": e.entry_id, "formula": e.composition.reduced_formula, "mp_e_hull": float(mp[i]),
+                       **{m: float(hulls[m][i]) for m in args.models}} for i, e in enumerate(entries)]})
+
+
+if __name__ == "__main__":
+    main()
