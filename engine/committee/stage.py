@@ -31,7 +31,7 @@ VALUES = ("e_hull", "e_red", "e_ox", "e_rxn_electrolyte", "e_rxn_cathode")  # pe
 class CommitteeSettings:
     """``conf/committee/``: the members and the spread a verdict tolerates."""
     # names in conf/model/ (or model configs), judged besides the run's own model
-    models: list = field(default_factory=lambda: ["tensornet_matpes", "m3gnet"],
+    models: list = field(default_factory=lambda: ["chgnet", "m3gnet"],
                          metadata={"umlip": True, "doc": "names in conf/model/ or model configs"})
     take: str | None = None  # the stage whose passing candidates it judges (null: thermo, the stage table's feeder)
     max_spread: float = 0.1  # eV/atom: a larger E_hull spread between members makes the verdict split

@@ -63,6 +63,9 @@ class LoadedModel:
     cutoff: float
     checksum: str
     source: str
+    # what the engine changed in the loaded model beyond its weights (e.g. "destination-sum aggregation"): part of
+    # every cache key, so that results of the unchanged model are never reused
+    variant: str = ""
 
     def unsupported_elements(self, atomic_numbers) -> list[str]:
         return sorted({chemical_symbols[int(z)] for z in set(np.asarray(atomic_numbers).tolist())
@@ -74,7 +77,8 @@ class LoadedModel:
         return f"elements not in model: {' '.join(missing)} ({self.name})" if missing else ""
 
     def provenance(self) -> dict[str, str]:
-        return {"name": self.name, "kind": self.kind, "source": self.source, "sha256": self.checksum}
+        return {"name": self.name, "kind": self.kind, "source": self.source, "sha256": self.checksum,
+                **({"variant": self.variant} if self.variant else {})}
 
 
 def graph_cell(state) -> torch.Tensor:

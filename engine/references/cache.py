@@ -113,7 +113,10 @@ def relax_references(phases: Sequence[ReferencePhase], loaded, settings, cache_d
     """Relax the phases' structures, each in its primitive cell, with ``loaded`` (batched, through the relax stage's
     code) unless the cache already holds them; returns {phase id: RelaxedReference}."""
     tag = f"fmax{settings.fmax:g}-steps{settings.max_steps}"
-    cache = RelaxedReferenceCache(cache_dir, loaded.name, loaded.checksum or "nochecksum", tag)
+    checksum = loaded.checksum or "nochecksum"
+    if loaded.variant:
+        checksum = hashlib.sha256(f"{checksum}:{loaded.variant}".encode()).hexdigest()
+    cache = RelaxedReferenceCache(cache_dir, loaded.name, checksum, tag)
     out: dict[str, RelaxedReference] = {}
     keys = {p.id: structure_key(p.structure) for p in phases if p.structure is not None}
 
