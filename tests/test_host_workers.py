@@ -38,6 +38,9 @@ def test_workers_leave_every_row_unchanged_and_a_resume_rebuilds_no_reference(tm
     with ResultStore(tmp_path / "w1.h5", "r") as a, ResultStore(tmp_path / "w2.h5", "r") as b:
         assert compare_groups(a, b, 0.0, 0.0, 0.0) == []
         assert len(a.ids("candidates")) == 16 and a.has("pes") and a.has("plausibility")
+        # the committee judged every thermo passer, the run's model and its member each with an E_hull
+        assert a.ids("committee") == a.ids("thermo", status="pass")
+        assert all(len(e) == 2 for e in a.column("committee", "e_hull"))
 
     def rebuilt(*args, **kwargs):
         raise AssertionError("a resume built the reference phases again")

@@ -72,3 +72,25 @@ def test_candidates_below_the_hull_are_listed_apart_with_the_edges_their_hull_la
                                              "decomposition": "S + LiBr", "hull_lacks": "Br-S"}])
     section = text.split("## Below the reference hull (not judged)")[1]
     assert "| c9 | LiS3Br2 | -0.290 | S + LiBr | Br-S |" in section
+
+
+def test_the_committee_columns_and_plot_are_in_the_report(tmp_path):
+    """Per-member E_hull, the spread and the verdict in the coating table; the committee's counts and its plot."""
+    from engine.committee.stage import CommitteeRow
+
+    run = tmp_path / "run.h5"
+    make_run(run)
+    with ResultStore(run) as s:
+        s.set_attrs("committee", {"models": json.dumps(["7net-0 (run)", "chgnet", "m3gnet"])})
+        s.append_rows("committee", [CommitteeRow(
+            "c4", "fail", "E_hull spread 0.180 > 0.1 eV/atom", verdict="split",
+            e_hull=np.array([0.05, 0.23, 0.09]), passes=np.array([True, False, True]), e_hull_spread=0.18,
+            e_hull_std=0.075, e_red=np.full(3, np.nan), e_ox=np.full(3, np.nan),
+            e_rxn_electrolyte=np.full(3, np.nan), e_rxn_cathode=np.full(3, np.nan))])
+    paths = write_report(run)
+    text = paths["report"].read_text()
+    assert "E_hull chgnet (eV/atom)" in text and "E_hull spread (eV/atom)" in text
+    row = next(line for line in text.splitlines() if line.startswith("| c4 |"))
+    assert "0.230" in row and "0.090" in row and "0.180" in row and "split" in row
+    with Image.open(paths["committee"]) as img:
+        assert img.size[0] > 300
