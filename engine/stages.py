@@ -69,7 +69,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("thermo", thermo.run_stage, thermo.ThermoRow, thermo.ThermoSettings, "relax", requires=("references",),
           sections=(("criteria", CoatingCriteria, "seed"),), criteria=thermo.criteria_counts, funnel=thermo.funnel),
     Stage("committee", committee.run_stage, committee.CommitteeRow, committee.CommitteeSettings, "relax",
-          gate=False, default=False, requires=("references", "thermo"), criteria=committee.criteria_counts,
+          gate=False, requires=("references", "thermo"), criteria=committee.criteria_counts,
           coating=committee.coating_columns,
           plot=("committee", plot_committee)),
     Stage("plausibility", plausibility.run_stage, plausibility.PlausibilityRow, plausibility.PlausibilitySettings,

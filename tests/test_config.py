@@ -50,7 +50,7 @@ def test_the_composed_default_config_is_the_schema_plus_the_yaml_differences():
     assert pes.xi_min == PesSettings().xi_min  # the rest from the schema
     assert cfg.references.partners == ["Li10GeP2S12", "LiCoO2"]  # interpolated from thermo
     assert list(cfg.stages) == ["candidates", "bandgap", "novelty", "relax", "references", "relaxed_novelty", "thermo",
-                                "plausibility", "phonons", "pes"]
+                                "committee", "plausibility", "phonons", "pes"]
     assert smoke.md.production_ps == 0.2 and smoke.md.model is None and smoke.candidates.per_system == 1
 
     typed = from_stored(OmegaConf.to_yaml(cfg, resolve=True))
@@ -145,3 +145,17 @@ def test_a_bad_value_is_refused_before_any_work_naming_its_key(override, key):
             return
     with pytest.raises(ValueError, match=key.replace(".", r"\.")):
         validated(cfg)
+
+
+def test_an_unknown_committee_member_stops_the_run_naming_the_setting():
+    from omegaconf import OmegaConf
+
+    from engine.config import check_model_specs
+
+    check_model_specs(OmegaConf.create({"committee": {"models": ["chgnet", {"kind": "analytic", "name": "w"}]},
+                                        "phonons": {"model": None}, "pes": {"interstitial_model": None,
+                                        "framework_model": None}, "md": {"model": None}}))
+    with pytest.raises(ValueError, match=r"committee.models: no model config 'chgnett'"):
+        check_model_specs(OmegaConf.create({"committee": {"models": ["chgnet", "chgnett"]},
+                                            "phonons": {"model": None}, "pes": {"interstitial_model": None,
+                                            "framework_model": None}, "md": {"model": None}}))

@@ -76,7 +76,7 @@ def test_the_schema_and_the_resume_check_come_from_the_table(tmp_path):
         with pytest.raises(SystemExit, match="different toy settings"):
             check_resumable(store, OmegaConf.create({"toy": {"max_atoms": 1}}), table)
     assert set(model_specs()) == {("phonons", "model"), ("pes", "interstitial_model"), ("pes", "framework_model"),
-                                  ("md", "model")}
+                                  ("md", "model"), ("committee", "models")}
 
 
 @pytest.fixture

@@ -63,7 +63,7 @@ class LoadedModel:
     cutoff: float
     checksum: str
     source: str
-    # what the engine changed in the loaded model beyond its weights (e.g. "destination-sum aggregation"): part of
+    # what the engine changed in the loaded model beyond its weights (e.g. "DGL message convention"): part of
     # every cache key, so that results of the unchanged model are never reused
     variant: str = ""
 

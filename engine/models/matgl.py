@@ -1,16 +1,18 @@
 """matgl potentials (TensorNet-MatPES-PBE, M3GNet) as torch-sim models, and matgl's loader with a hub check.
 
-matgl >= 2 runs on PyG, and its M3GNet convolution sums each edge's message into the edge's *source* node; the
-shipped M3GNet-MP-2021.2.8 weights were trained under DGL, which sums into the *destination* node. The two are
-different networks (the message takes (v_src, v_dst, e) in that order): as shipped, matgl 4.1.2's M3GNet puts Li2O
-3.4 eV/atom above the Materials Project's energy. :func:`trained_aggregation` restores the destination sum on the
-loaded instance (the same defect and fix as MEGNet's in :mod:`engine.filters.bandgap_models`), and every load checks
-the model against MP's Li2O (:func:`li2o_deviation`).
+matgl >= 2 runs on PyG and sums each edge's message into the edge's *source* node; the shipped M3GNet-MP-2021.2.8
+and TensorNet-MatPES-PBE weights were trained under DGL, which summed into the *destination* node. Where a message
+takes the two end nodes in order (M3GNet's node update (v_src, v_dst, e); TensorNet's embedding of the pair) the two
+are different networks: as shipped, matgl 4.1.2 puts Li2O 3.4 eV/atom (M3GNet) and 1.6 eV/atom (TensorNet) above the
+Materials Project's energy, while elemental Li and O2 come out right. :func:`trained_aggregation` restores the
+trained convention on the loaded instance (the same defect and fix as MEGNet's in
+:mod:`engine.filters.bandgap_models`), and every load checks the model against MP's Li2O (:func:`li2o_deviation`).
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 from pathlib import Path
 
@@ -60,13 +62,16 @@ def load_matgl(source: str, what: str, how: str):
         raise ModelUnavailableError(f"{what} {source!r} could not be loaded ({type(exc).__name__}). {how}") from exc
 
 
-def _destination_sum_conv():
+@functools.cache
+def trained_classes() -> dict[type, type]:
+    """{matgl's layer class: the same layer with the DGL-era convention its shipped weights were trained with}."""
+    from matgl.layers._embedding import TensorEmbedding
     from matgl.layers._graph_convolution import M3GNetGraphConv
     from torch_geometric.utils import scatter
 
     class DestinationSumConv(M3GNetGraphConv):
         """M3GNet convolution whose node update sums the messages of the edges that end at a node (DGL's
-        ``update_all(..., sum)`` on destination nodes, the convention the shipped weights were trained with)."""
+        ``update_all(..., sum)`` on destination nodes)."""
 
         def node_update_(self, edge_index, edge_feat, node_feat, rbf, u_per_edge, num_nodes):
             vi, vj = node_feat[edge_index[0]], node_feat[edge_index[1]]
@@ -74,18 +79,37 @@ def _destination_sum_conv():
             mess = self.node_update_func(torch.hstack(parts)) * self.node_weight_func(rbf)
             return scatter(mess, edge_index[1].long(), dim=0, dim_size=num_nodes, reduce="sum")
 
-    return DestinationSumConv
+    class NeighbourFirstEmbedding(TensorEmbedding):
+        """TensorNet embedding whose edge message embeds (neighbour, centre) — each node sums the messages of its
+        edges with the neighbour's features first, as when DGL summed them into the destination node."""
+
+        def message(self, x_i, x_j, **kwargs):
+            return super().message(x_i=x_j, x_j=x_i, **kwargs)
+
+    classes = {M3GNetGraphConv: DestinationSumConv, TensorEmbedding: NeighbourFirstEmbedding}
+    try:
+        from matgl.layers._embedding_warp import TensorEmbedding as WarpTensorEmbedding
+    except ImportError:  # matgl without its Warp kernels
+        return classes
+
+    class NeighbourFirstWarpEmbedding(WarpTensorEmbedding):
+        """The same for matgl's Warp kernels: there the edge index serves only to pair the node features
+        (centre, neighbour), so the flipped index pairs them (neighbour, centre)."""
+
+        def forward(self, z, edge_index, *args, **kwargs):
+            return super().forward(z, edge_index.flip(0), *args, **kwargs)
+
+    classes[WarpTensorEmbedding] = NeighbourFirstWarpEmbedding
+    return classes
 
 
 def trained_aggregation(potential) -> int:
-    """Give the M3GNet convolutions of ``potential`` (a loaded instance; matgl itself is not patched) the
-    destination-node sum the weights were trained with; returns how many layers changed (0 for other models)."""
-    from matgl.layers._graph_convolution import M3GNetGraphConv
-
-    conv = _destination_sum_conv()
-    layers = [m for m in potential.modules() if type(m) is M3GNetGraphConv]
+    """Give the M3GNet convolutions and TensorNet embeddings of ``potential`` (a loaded instance; matgl itself is not
+    patched) the message convention the weights were trained with; returns how many layers changed (0 for others)."""
+    classes = trained_classes()
+    layers = [m for m in potential.modules() if type(m) in classes]
     for layer in layers:
-        layer.__class__ = conv
+        layer.__class__ = classes[type(layer)]
     return len(layers)
 
 
@@ -176,4 +200,4 @@ def load_matgl_model(cfg, device, dtype) -> LoadedModel:
                         "formation energies are suspect with this matgl version (docs/validation.md)", source, off)
     return LoadedModel(model, Path(str(cfg.name)).name, "matgl",
                        frozenset(chemical_symbols.index(s) for s in symbols), float(potential.model.cutoff),
-                       checksum, source, "destination-sum aggregation" if restored else "")
+                       checksum, source, "DGL message convention" if restored else "")
