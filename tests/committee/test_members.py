@@ -58,3 +58,26 @@ def test_each_member_reproduces_its_own_e_hull_of_the_reference_phases(li_cl_pha
     # the members disagree somewhere (else the test could not tell them apart)
     assert np.abs(own["m3gnet"] - own["chgnet"]).max() > 1e-3
     assert Composition("LiCl") == polymorphs[0].structure.composition.reduced_composition
+
+
+def test_a_member_that_lacks_an_element_gives_its_cell_a_reason_not_an_error_of_the_candidate(li_cl_phases, tmp_path):
+    """A member without Cl cannot judge LiCl: its thermo row is an error naming the element, and the committee row
+    keeps the other members' verdict, with that member's E_hull NaN and its reason in ``member_verdicts``."""
+    from dataclasses import replace
+
+    from omegaconf import OmegaConf
+
+    from engine.committee.stage import CommitteeSettings, committee_row
+    from engine.core.rows import Status
+    from engine.thermo.judgement import ThermoRow
+
+    full = load_model(OmegaConf.create({"kind": "analytic", "name": "wells"}))
+    no_cl = replace(full, name="no-Cl", supported_z=frozenset(full.supported_z - {17}))
+    rocksalt = next(p for p in li_cl_phases if p.id == "builtin:LiCl-rocksalt")
+    judging = Judging("LiCl", "LiCl", 0.05, CoatingCriteria(), "none", RelaxSettings(max_steps=5), tmp_path, "builtin")
+    rows = judge(no_cl, ["c"], Crystals.from_structures([rocksalt.structure]), li_cl_phases, judging, "none")
+    assert rows["c"].status == Status.ERROR and "elements not in model: Cl (no-Cl)" in rows["c"].reason
+    passing = ThermoRow("c", Status.PASS, "", e_hull=0.01, verdict="AC")
+    row = committee_row("c", [{"c": passing}, {"c": passing}, rows], ["run", "a", "no-Cl"], CommitteeSettings())
+    assert row.verdict == "agreed" and np.isnan(row.e_hull[2]) and row.e_hull_spread == pytest.approx(0.0)
+    assert "no-Cl: error (relax: elements not in model: Cl (no-Cl))" in row.member_verdicts
