@@ -43,7 +43,8 @@ class Correction(StrEnum):
     """The energy correction applied to references and candidates alike. Which one a model's energies need depends on
     its training data: ``mp2020`` for MPtrj (MP's mixed GGA/GGA+U energies); ``mp2020_anions`` for a pure-PBE set
     such as MatPES-PBE (no +U anywhere, so MP2020's GGA/GGA+U mixing corrections do not apply, while its anion
-    corrections fix the same GGA errors of O2, F2, Cl2, S, ... as in MP)."""
+    corrections fix the same GGA errors of O2, F2, Cl2, S, ... as in MP); ``none`` for raw energies, or for a model
+    trained on MP2020-corrected energies (CHGNet 0.3.0)."""
     mp2020 = "mp2020"  # MaterialsProject2020Compatibility
     mp2020_anions = "mp2020_anions"  # MaterialsProject2020Compatibility without its GGA/GGA+U mixing corrections
     none = "none"
