@@ -10,7 +10,7 @@ import numpy as np
 
 def plot_committee(store, cfg, path: Path, max_rows: int = 40) -> None:
     """Per-member E_hull [eV/atom] (one marker per member, each on its own hull) of the committee's candidates,
-    lowest run-model E_hull first, against the E_hull cut; a candidate's label carries the verdict."""
+    lowest run-model E_hull first, against the E_hull cut; a candidate's label carries its id and the verdict."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -27,12 +27,12 @@ def plot_committee(store, cfg, path: Path, max_rows: int = 40) -> None:
         ax.scatter([e_hull[i][k] for i in order], range(len(order)), marker=markers[k % len(markers)], s=22,
                    label=model, zorder=3)
     ax.axvline(cfg.criteria.e_hull_max, color="grey", ls="--", lw=1, label=f"E_hull cut {cfg.criteria.e_hull_max}")
-    ax.set_yticks(range(len(order)), [f"{formula.get(ids[i], ids[i])} ({verdict[i]})" for i in order], fontsize=7)
+    ax.set_yticks(range(len(order)), [f"{formula.get(ids[i], '?')} {ids[i]} ({verdict[i]})" for i in order], fontsize=7)
     if not order:
         ax.text(0.5, 0.5, "no candidate reached the committee", transform=ax.transAxes, ha="center", va="center",
                 color="grey")
     ax.set_xlabel("E_hull on the member's own hull (eV/atom)")
-    ax.set_title("Committee of uMLIPs: E_hull per member (label: formula (verdict))", fontsize=9)
+    ax.set_title("Committee of uMLIPs: E_hull per member (label: formula id (verdict))", fontsize=9)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     fig.savefig(path, dpi=130)
