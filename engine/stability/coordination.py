@@ -25,6 +25,7 @@ from pymatgen.core import Structure
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
 HALOGENS = frozenset({"F", "Cl", "Br", "I"})
+NO_ANION = "no anion neighbour"  # a cation none of whose Voronoi faces is shared with an anion (CrystalNN finds none)
 MOTIFS = {int(k): v for k, v in CN_OPT_PARAMS.items()}  # coordination number -> {motif: (order parameter, params)}
 
 
@@ -60,7 +61,13 @@ def cation_environments(structure: Structure, symprec: float = 0.1) -> list[Envi
         i = members[0]
         if getattr(structure[i].specie, "oxi_state", 0) <= 0:
             continue
-        neighbours = nn.get_nn_info(structure, i)
+        try:
+            neighbours = nn.get_nn_info(structure, i)
+        except ValueError:  # pymatgen's max() of an empty list: no anion shares a face of the cation's Voronoi cell
+            neighbours = []
+        if not neighbours:
+            out.append(Environment(structure[i].specie.symbol, "-", 0, NO_ANION, 1.0, len(members)))
+            continue
         anions = ",".join(sorted({n["site"].specie.symbol for n in neighbours})) or "-"
         try:
             orders = order_parameters(structure, i, neighbours) if neighbours else None
@@ -123,12 +130,14 @@ class CoordinationVerdict:
 
 def judge_coordination(envs: list[Environment], reference: ReferenceEnvironments, min_typicality: float,
                        cn_gap: int) -> CoordinationVerdict:
-    """Flags: square-planar Li; trigonal-planar Li among halides; a cation whose coordination number differs by
+    """Flags: a cation with no anion neighbour; square-planar Li; trigonal-planar Li among halides; a cation whose coordination number differs by
     ``cn_gap`` or more from every one its (cation, anions) pair has in the references; an environment shown by
     fewer than ``min_typicality`` of the reference phases with its pair."""
     flags: list[str] = []
     typical = []
     for e in envs:
+        if e.geometry == NO_ANION:
+            flags.append(f"{e.cation} with no anion neighbour (x{e.multiplicity})")
         if e.cation == "Li" and e.cn == 4 and e.geometry == "square co-planar":
             flags.append(f"square-planar Li ({e.anions}, order {e.order:.2f})")
         if e.cation == "Li" and e.cn == 3 and e.geometry == "trigonal planar" and set(e.anions.split(",")) & HALOGENS:
