@@ -81,6 +81,21 @@ class LoadedModel:
                 **({"variant": self.variant} if self.variant else {})}
 
 
+def neighbour_list(positions, cell, pbc, cutoff, system_idx):
+    """torch-sim's ``torchsim_nl`` (every ordered pair within ``cutoff`` [Å]: pairs, system of each pair, image
+    shifts). Its fastest backend (nvalchemiops) sizes its buffers from an estimated density and overflows on dense
+    cells — built-in hydride prototypes with 200-450 neighbours within 5 Å — so an overflow falls back to torch-sim's
+    exact pure-torch cell list for that call."""
+    from torch_sim.neighbors import torch_nl_linked_cell, torchsim_nl
+
+    try:
+        return torchsim_nl(positions, cell, pbc, cutoff, system_idx)
+    except Exception as exc:  # noqa: BLE001 - nvalchemiops' NeighborOverflowError; its module is optional
+        if type(exc).__name__ != "NeighborOverflowError":
+            raise
+        return torch_nl_linked_cell(positions, cell, pbc, cutoff, system_idx)
+
+
 def graph_cell(state) -> torch.Tensor:
     """The (n_systems, 3, 3) row cell [Å] a graph-building adapter works in. A molecule (``pbc`` all False) has no
     cell (ASE gives zeros): it gets the unit cell, matgl's ``Molecule2Graph`` convention, so fractional coordinates are

@@ -16,9 +16,8 @@ import torch
 import torch_sim as ts
 from ase import units
 from torch_sim.models.interface import ModelInterface
-from torch_sim.neighbors import torchsim_nl
 
-from engine.models.base import LoadedModel, graph_cell, is_molecular, sha256_of
+from engine.models.base import LoadedModel, graph_cell, is_molecular, neighbour_list, sha256_of
 
 GPA_PER_EV_A3 = 1 / units.GPa  # CHGNet's stress unit conversion (eV/Å³ -> GPa), undone below
 
@@ -61,7 +60,7 @@ def batched_graph(model, state: ts.SimState, lattice: torch.Tensor, positions: t
 
     converter = model.graph_converter
     pbc = state.pbc if torch.is_tensor(state.pbc) else torch.tensor([state.pbc] * 3, device=state.device)
-    edges, edge_system, images = torchsim_nl(state.positions.detach(), graph_cell(state).detach(), pbc,
+    edges, edge_system, images = neighbour_list(state.positions.detach(), graph_cell(state).detach(), pbc,
                                              torch.tensor(converter.atom_graph_cutoff), state.system_idx)
     images = images.to(positions.dtype)
     neighbour = positions[edges[1]] + torch.einsum("ek,ekl->el", images, lattice[edge_system])

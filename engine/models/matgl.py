@@ -21,7 +21,6 @@ import torch_sim as ts
 from ase import units
 from ase.data import chemical_symbols
 from torch_sim.models.interface import ModelInterface
-from torch_sim.neighbors import torchsim_nl
 
 from engine.models.base import (
     LoadedModel,
@@ -29,6 +28,7 @@ from engine.models.base import (
     graph_cell,
     hub_reachable,
     is_molecular,
+    neighbour_list,
     sha256_of,
 )
 
@@ -132,7 +132,7 @@ def batched_graph(state: ts.SimState, element_index: torch.Tensor, cutoff: float
 
     row_cell = graph_cell(state)
     pbc = state.pbc if torch.is_tensor(state.pbc) else torch.tensor([state.pbc] * 3, device=state.device)
-    edges, _, images = torchsim_nl(state.positions, row_cell, pbc, torch.tensor(cutoff, dtype=row_cell.dtype),
+    edges, _, images = neighbour_list(state.positions, row_cell, pbc, torch.tensor(cutoff, dtype=row_cell.dtype),
                                    state.system_idx)
     frac = torch.einsum("ni,nij->nj", state.positions, torch.linalg.inv(row_cell)[state.system_idx])
     counts = state.n_atoms_per_system

@@ -280,3 +280,30 @@ def test_a_periodic_system_with_a_singular_cell_is_refused_by_name():
     flat = Atoms("Li2", positions=[[0, 0, 0], [1.5, 0, 0]], cell=[[3, 0, 0], [0, 3, 0], [0, 0, 0]], pbc=True)
     with pytest.raises(ValueError, match="singular"):
         graph_cell(ts.io.atoms_to_state([flat], torch.device("cpu"), torch.float64))
+
+
+def test_a_dense_cell_that_overflows_torch_sims_fast_neighbour_list_gets_the_exact_one():
+    """The built-in CsCl-type LiH prototype has about 450 neighbours within 5 Å per atom; nvalchemiops' buffers
+    (torch-sim's first choice) overflow on it, which failed every model call of the batch. The engine's
+    neighbour list falls back to torch-sim's exact cell list: the same pairs as that list gives."""
+    from torch_sim.neighbors import torch_nl_linked_cell, torchsim_nl
+
+    from engine.models.base import neighbour_list
+    from engine.references.prototypes import binary_edges
+    from engine.references.sources import BuiltinReferences, collect_phases, prototype_phases
+
+    phases = collect_phases(BuiltinReferences(), [{"Li", "H"}])
+    cscl = next(p for p in prototype_phases(binary_edges([frozenset({"Li", "H"})]), phases) if p.id == "proto:LiH-CsCl")
+    state = pack([cscl.structure], device="cpu", dtype=torch.float64)
+    args = (state.positions, state.row_vector_cell, state.pbc.reshape(1, 3).expand(1, 3),
+            torch.tensor(5.0, dtype=torch.float64), state.system_idx)
+    try:
+        torchsim_nl(*args)
+        overflowed = False
+    except Exception as exc:  # noqa: BLE001
+        overflowed = type(exc).__name__ == "NeighborOverflowError"
+    pairs, _, shifts = neighbour_list(*args)
+    exact, _, exact_shifts = torch_nl_linked_cell(*args)
+    key = lambda p, s: sorted(map(tuple, torch.cat([p.T, s], 1).long().tolist()))  # noqa: E731
+    assert key(pairs, shifts) == key(exact, exact_shifts) and pairs.shape[1] > 400 * len(cscl.structure)
+    print("nvalchemiops overflowed:", overflowed)
