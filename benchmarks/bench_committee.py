@@ -8,7 +8,7 @@ Entries: the Materials Project's Li–Co–O entries of at most ``--max-atoms`` 
 1. the engine's batched FIRE (:func:`engine.relax.fire.relax`, cell and positions, the relax stage's defaults)
    relaxes every entry's structure from MP's relaxed geometry;
 2. the model's energies become entries with the run parameters MP would have used and the model's correction scheme
-   (``correction`` in its config: MP2020 for MPtrj-trained models, none for MatPES-PBE),
+   (``correction`` in its config: MP2020 for raw MPtrj energies, none for CHGNet, MP2020's anion terms for MatPES-PBE),
    and one pymatgen ``PhaseDiagram`` of Li–Co–O is built from them alone — the model's own hull;
 3. each entry's E_hull on that hull is compared with MP's ``e_above_hull``: MAE, and the stable/unstable
    classification at ``--stable-below`` (0.1 eV/atom) as F1 (positive: E_hull below the cut in MP).
@@ -38,7 +38,7 @@ from scipy.stats import spearmanr
 from engine.models import load_model
 from engine.references.sources import read_entries
 from engine.relax.fire import RelaxSettings, relax
-from engine.thermo.hulls import Correction, apply_correction, chemsys, model_entry
+from engine.thermo.hulls import Correction, apply_correction, chemsys, correction_of, model_entry
 
 ENTRIES = ROOT.parent / "shared" / "refdata" / "mp-Li-Co-Ni-O-entries.json.gz"
 
@@ -111,7 +111,8 @@ def main() -> None:
     entries = [e for e in read_entries(args.entries)
                if chemsys(e.composition) <= {"Li", "Co", "O"} and len(e.structure) <= args.max_atoms]
     mp = np.array([e.data["e_above_hull"] for e in entries])
-    subset_dft = np.array([PhaseDiagram(entries).get_e_above_hull(e) for e in entries])
+    subset_hull = PhaseDiagram(entries)
+    subset_dft = np.array([subset_hull.get_e_above_hull(e) for e in entries])
     print(f"{len(entries)} MP Li–Co–O entries of <= {args.max_atoms} atoms ({sum(len(e.structure) for e in entries)} "
           f"atoms); {np.sum(mp < args.stable_below)} below {args.stable_below} eV/atom in MP; the subset's own DFT hull "
           f"against MP's e_above_hull: MAE {np.mean(np.abs(subset_dft - mp)):.4f} eV/atom")
@@ -120,7 +121,7 @@ def main() -> None:
     hulls, rows = {}, {}
     for name in args.models:
         cfg = model_config(name)
-        correction = str(cfg.get("correction") or "mp2020")
+        correction = correction_of(cfg, Correction.mp2020)
         raw, cost = relaxed_entries(entries, load_model(cfg, args.device), settings)
         mae = {}
         for scheme in Correction:  # the model's own scheme decides; the others show what a wrong one costs
@@ -140,7 +141,7 @@ def main() -> None:
 
     committees = {}
     for members in ([m for m in args.committee if m in hulls], args.models):
-        if len(members) < 2 or ",".join(members) in committees:
+        if len(members) < 2 or set(members) in [set(k.split(",")) for k in committees]:
             continue
         committees[",".join(members)] = stats = committee_stats(np.array([hulls[m] for m in members]), mp, truth,
                                                                  args.stable_below)

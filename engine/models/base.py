@@ -12,8 +12,15 @@ import numpy as np
 import torch
 from ase.data import chemical_symbols
 from torch_sim.models.interface import ModelInterface
+from torch_sim.neighbors import torch_nl_linked_cell, torchsim_nl
 
 from engine.thermo.hulls import Correction
+
+try:  # torch-sim's fastest neighbour list, when nvalchemiops is installed
+    from nvalchemiops.neighborlist.neighbor_utils import NeighborOverflowError
+except ImportError:  # then torch-sim never uses it, and nothing raises this
+    class NeighborOverflowError(RuntimeError):
+        pass
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -26,8 +33,8 @@ class ModelSettings:
     path: str | None = None  # local weights (a file, or matgl's model folder); overrides name for loading
     modal: str | None = None  # multi-fidelity heads (SevenNet-MF: PBE | R2SCAN)
     dtype: str = "float64"  # float32 | float64 (SevenNet and CHGNet: float32 only)
-    # the energy correction its energies need (engine.thermo.hulls.Correction): mp2020 for MPtrj-trained models,
-    # none for pure-PBE ones (MatPES); null: the run's references.correction
+    # the energy correction its energies need (engine.thermo.hulls.Correction): mp2020 for raw MPtrj energies,
+    # mp2020_anions for pure PBE (MatPES), none for energies corrected already (CHGNet); null: references.correction
     correction: Correction | None = None
 
 
@@ -86,13 +93,9 @@ def neighbour_list(positions, cell, pbc, cutoff, system_idx):
     shifts). Its fastest backend (nvalchemiops) sizes its buffers from an estimated density and overflows on dense
     cells — built-in hydride prototypes with 200-450 neighbours within 5 Å — so an overflow falls back to torch-sim's
     exact pure-torch cell list for that call."""
-    from torch_sim.neighbors import torch_nl_linked_cell, torchsim_nl
-
     try:
         return torchsim_nl(positions, cell, pbc, cutoff, system_idx)
-    except Exception as exc:  # noqa: BLE001 - nvalchemiops' NeighborOverflowError; its module is optional
-        if type(exc).__name__ != "NeighborOverflowError":
-            raise
+    except NeighborOverflowError:
         return torch_nl_linked_cell(positions, cell, pbc, cutoff, system_idx)
 
 

@@ -68,9 +68,9 @@ def cation_environments(structure: Structure, symprec: float = 0.1) -> list[Envi
         if not neighbours:
             out.append(Environment(structure[i].specie.symbol, "-", 0, NO_ANION, 1.0, len(members)))
             continue
-        anions = ",".join(sorted({n["site"].specie.symbol for n in neighbours})) or "-"
+        anions = ",".join(sorted({n["site"].specie.symbol for n in neighbours}))
         try:
-            orders = order_parameters(structure, i, neighbours) if neighbours else None
+            orders = order_parameters(structure, i, neighbours)
         except ValueError:  # pymatgen's order parameters raise max() of an empty list for some neighbour shells
             orders = None
         orders = {k: v for k, v in (orders or {}).items() if v is not None}
@@ -130,9 +130,9 @@ class CoordinationVerdict:
 
 def judge_coordination(envs: list[Environment], reference: ReferenceEnvironments, min_typicality: float,
                        cn_gap: int) -> CoordinationVerdict:
-    """Flags: a cation with no anion neighbour; square-planar Li; trigonal-planar Li among halides; a cation whose coordination number differs by
-    ``cn_gap`` or more from every one its (cation, anions) pair has in the references; an environment shown by
-    fewer than ``min_typicality`` of the reference phases with its pair."""
+    """Flags: a cation with no anion neighbour; square-planar Li; trigonal-planar Li among halides; a cation whose
+    coordination number differs by ``cn_gap`` or more from every one its (cation, anions) pair has in the references;
+    an environment shown by fewer than ``min_typicality`` of the reference phases with its pair."""
     flags: list[str] = []
     typical = []
     for e in envs:
