@@ -100,20 +100,54 @@ def _atomic_tolerances():
     return Tol_matrix(prototype="atomic")
 
 
+LATTICE_TRIES = 5
+"""Lattices pyxtal may draw for one placement. pyxtal draws up to 40 when the group leaves free parameters, each
+with 10 coordinate tries; of 237 placements that succeeded (the benchmark's 240 candidates) 236 did so on their first
+5 lattices, while one that failed spent 20 s on all 40 — half of the whole sampling time. Five is what pyxtal itself
+gives a group without free parameters."""
+
+
+class PlacementAbandoned(RuntimeError):
+    """A pyxtal placement that found no valid crystal on its first :data:`LATTICE_TRIES` lattices."""
+
+
+@cache
+def _bounded_random_crystal():
+    """pyxtal's ``random_crystal`` that gives up after :data:`LATTICE_TRIES` lattices: the same crystal, bit for
+    bit, whenever pyxtal finds one within them (the random stream is read in the same order)."""
+    from pyxtal.crystal import random_crystal
+
+    class BoundedRandomCrystal(random_crystal):
+        def set_crystal(self):
+            self._lattices_left = LATTICE_TRIES
+            super().set_crystal()
+
+        def set_volume(self):
+            if self._lattices_left == 0:
+                raise PlacementAbandoned(f"no valid placement on {LATTICE_TRIES} lattices")
+            self._lattices_left -= 1
+            super().set_volume()
+
+    return BoundedRandomCrystal
+
+
 @contextlib.contextmanager
-def _one_tolerance_matrix():
-    """pyxtal (1.x) merges Wyckoff positions through ``check_images(..., tol=...)`` without a tolerance matrix, and
-    ``check_images`` then builds pyxtal's 119 × 119 default matrix in Python on every call (about 10 ms, over half of
-    the sampling time) although, given ``tol``, it never reads it. Inside this context it gets one matrix built once:
-    the same crystals, bit for bit."""
+def _pyxtal_bounded():
+    """pyxtal with two changes that keep its crystals. (1) pyxtal (1.x) merges Wyckoff positions through
+    ``check_images(..., tol=...)`` without a tolerance matrix, and ``check_images`` then builds pyxtal's 119 × 119
+    default matrix in Python on every call (about 10 ms, over half of the sampling time) although, given ``tol``, it
+    never reads it: inside this context it gets one matrix built once. (2) A placement gives up after
+    :data:`LATTICE_TRIES` lattices (:func:`_bounded_random_crystal`)."""
+    import pyxtal
     import pyxtal.symmetry
 
-    original = pyxtal.symmetry.check_images
-    pyxtal.symmetry.check_images = partial(original, tm=_atomic_tolerances())
+    original_images, original_crystal = pyxtal.symmetry.check_images, pyxtal.random_crystal
+    pyxtal.symmetry.check_images = partial(original_images, tm=_atomic_tolerances())
+    pyxtal.random_crystal = _bounded_random_crystal()
     try:
         yield
     finally:
-        pyxtal.symmetry.check_images = original
+        pyxtal.symmetry.check_images, pyxtal.random_crystal = original_images, original_crystal
 
 
 def candidate_seed(seed: int, chemsys: str, k: int) -> list[int]:
@@ -140,7 +174,7 @@ def sample_crystal(item: tuple[tuple[str, ...], int, list[Recipe]], space_groups
     system, k, recipes = item
     chemsys = "-".join(system)
     rng = np.random.default_rng(candidate_seed(seed, chemsys, k))
-    with _one_tolerance_matrix():
+    with _pyxtal_bounded():
         for _ in range(tries if recipes else 0):
             recipe = recipes[rng.integers(len(recipes))]
             n_fu = sum(n for _, n in recipe)

@@ -76,15 +76,30 @@ def test_shards_sample_their_own_systems_and_together_all_of_them():
     assert all(_same(s, [by_id[c.id] for c in s]) for s in shards)
 
 
-def test_the_shared_pyxtal_tolerance_matrix_leaves_the_crystals_unchanged(monkeypatch):
+def test_the_shared_pyxtal_tolerance_matrix_and_the_lattice_bound_leave_the_crystals_unchanged(monkeypatch):
     import contextlib
 
     from engine.candidates import sampler
 
     fast = sampler.sample_symmetric_crystals([["Li", "Zr", "Cl"]], 3, GROUPS, 16, seed=0)
-    monkeypatch.setattr(sampler, "_one_tolerance_matrix", contextlib.nullcontext)
+    monkeypatch.setattr(sampler, "_pyxtal_bounded", contextlib.nullcontext)
     slow = sampler.sample_symmetric_crystals([["Li", "Zr", "Cl"]], 3, GROUPS, 16, seed=0)
     assert len(fast) == 3 and _same(fast, slow)
+
+
+def test_a_placement_pyxtal_cannot_make_is_abandoned_after_a_few_lattices(monkeypatch):
+    """LiYBr4 with Z = 3 in R-3m (the benchmark's slowest draw): unbounded, pyxtal tries 40 lattices (about 20 s)
+    and fails; bounded, it gives up after LATTICE_TRIES."""
+    import pyxtal.crystal
+
+    from engine.candidates import sampler
+
+    lattices = []
+    original = pyxtal.crystal.random_crystal.set_volume
+    monkeypatch.setattr(pyxtal.crystal.random_crystal, "set_volume", lambda self: (lattices.append(1), original(self)))
+    with sampler._pyxtal_bounded(), pytest.raises(sampler.PlacementAbandoned):
+        sampler.symmetric_crystal(166, ["Li", "Br", "Y"], [3, 12, 3], 1998891409)
+    assert len(lattices) == sampler.LATTICE_TRIES
 
 
 def test_pyxtals_defaults_give_the_same_crystals(monkeypatch):
