@@ -19,7 +19,7 @@ from functools import cache
 
 import numpy as np
 from pymatgen.analysis.bond_valence import BV_PARAMS, BVAnalyzer
-from pymatgen.core import Element, Structure
+from pymatgen.core import Composition, Element, Structure
 
 
 class NoOxidationStatesError(ValueError):
@@ -36,16 +36,25 @@ def with_oxidation_states(structure: Structure) -> Structure:
         try:
             decorated = BVAnalyzer().get_oxi_state_decorated_structure(structure)
         except ValueError:
-            guesses = structure.composition.oxi_state_guesses(max_sites=-50)
-            if not guesses:
+            guess = likeliest_oxidation_states(structure.composition)
+            if guess is None:
                 raise NoOxidationStatesError(f"no charge-balanced oxidation states for "
                                              f"{structure.composition.reduced_formula}") from None
             decorated = structure.copy()
-            decorated.add_oxidation_state_by_element(guesses[0])
+            decorated.add_oxidation_state_by_element(guess)
     states = [sp.oxi_state for sp in decorated.species]
     if not (max(states) > 0 > min(states)):
         raise NoOxidationStatesError(f"no cation-anion pair in {structure.composition.reduced_formula}")
     return decorated
+
+
+@cache
+def likeliest_oxidation_states(composition: Composition) -> dict[str, float] | None:
+    """The most probable charge-balanced oxidation state per element (pymatgen's ``oxi_state_guesses`` on up to 50
+    sites of the formula), or None. Kept per composition: a screen meets each formula many times, and one guess costs
+    about 50 ms."""
+    guesses = composition.oxi_state_guesses(max_sites=-50)
+    return dict(guesses[0]) if guesses else None
 
 
 @cache
