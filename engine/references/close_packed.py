@@ -38,8 +38,9 @@ def order_by_electrostatics(fixed: Structure, sites: np.ndarray, counts: dict[st
 
     def energy(assign: np.ndarray) -> float:
         q = q_cation
-        e = q @ m_ss[np.ix_(assign, assign)] @ q + field[assign] @ q
-        return e + 1e3 * close[np.ix_(assign, assign)].sum()
+        pairs = assign[:, None], assign  # np.ix_'s submatrix (C order, so the same sums) without np.ix_'s overhead
+        e = q @ m_ss[pairs] @ q + field[assign] @ q
+        return e + 1e3 * close[pairs].sum()
 
     n_arrangements = 1
     for k, n in enumerate(counts.values()):
@@ -67,19 +68,23 @@ def _anneal(energy, n_sites: int, n_cations: int, rng: np.random.Generator, step
     arrangement met and its energy [eV]."""
     cur = rng.permutation(n_sites)[:n_cations]
     cur_e = energy(cur)
+    occupied = np.zeros(n_sites, bool)
+    occupied[cur] = True
     best, best_e = cur.copy(), cur_e
     for step in range(steps):
         t = 5.0 * (1 - step / steps) + 1e-3  # eV
         trial = cur.copy()
         i = rng.integers(n_cations)
-        if rng.random() < 0.5:  # move a cation to an empty site
-            empty = np.setdiff1d(np.arange(n_sites), cur)
-            trial[i] = rng.choice(empty)
+        move = rng.random() < 0.5
+        if move:  # a cation to an empty site
+            trial[i] = rng.choice(np.flatnonzero(~occupied))  # the empty sites in ascending order
         else:  # swap two cations of different kinds
             j = rng.integers(n_cations)
             trial[i], trial[j] = cur[j], cur[i]
         e = energy(trial)
         if e < cur_e or rng.random() < np.exp(-(e - cur_e) / t):
+            if move:  # a swap leaves the occupied sites as they are
+                occupied[cur[i]], occupied[trial[i]] = False, True
             cur, cur_e = trial, e
             if e < best_e:
                 best, best_e = trial.copy(), e
