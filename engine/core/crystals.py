@@ -42,8 +42,10 @@ class Crystal:
                    np.asarray(s.lattice.pbc, bool))
 
     def to_structure(self) -> Structure:
-        return Structure(Lattice(self.cell, pbc=tuple(bool(p) for p in self.pbc)), self.numbers, self.positions,
-                         coords_are_cartesian=True)
+        # C order: pymatgen recomputes the Cartesian positions through the lattice's inverse, whose last bits depend
+        # on the memory layout (a relaxation's cell is a transposed view; the same cell read back is not)
+        return Structure(Lattice(np.ascontiguousarray(self.cell), pbc=tuple(bool(p) for p in self.pbc)),
+                         self.numbers, np.ascontiguousarray(self.positions), coords_are_cartesian=True)
 
 
 @dataclass

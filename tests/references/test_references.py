@@ -181,3 +181,25 @@ def test_every_allowed_element_relaxes_to_the_materials_projects_energy(tmp_path
         print(f"{el:8s} {lowest[el][1]:30s} {diff[el]:+.3f}")
     assert np.median(np.abs(list(diff.values()))) < 0.04
     assert max(abs(d) for d in diff.values()) < 0.25, diff
+
+
+def test_a_reference_read_from_the_cache_is_the_relaxed_one_bit_for_bit(tmp_path):
+    """Shards read the references another run relaxed: the structures must be the fresh ones to the last bit, or a
+    merged screen differs from the unsharded one (a relaxation's cell is a transposed view, the cached one is not,
+    and pymatgen's Cartesian positions then differ by ~1e-16 Å)."""
+    import numpy as np
+
+    from engine.models import load_model
+    from engine.references.cache import relax_references
+    from engine.references.sources import collect_phases
+    from engine.relax.fire import RelaxSettings
+
+    loaded = load_model(OmegaConf.create({"kind": "analytic", "name": "lattice-wells", "dtype": "float64"}))
+    phases = collect_phases(BuiltinReferences(), [{"Li", "Co", "O"}])
+    fresh = relax_references(phases, loaded, RelaxSettings(), tmp_path)
+    cached = relax_references(phases, loaded, RelaxSettings(), tmp_path)
+    compared = [k for k in fresh if fresh[k].structure is not None]
+    assert len(compared) >= 6
+    for k in compared:
+        assert np.array_equal(fresh[k].structure.cart_coords, cached[k].structure.cart_coords), k
+        assert np.array_equal(fresh[k].structure.lattice.matrix, cached[k].structure.lattice.matrix), k
