@@ -33,6 +33,7 @@ class Judging:
     relax: RelaxSettings
     cache_dir: Path
     source_name: str
+    all_prototype_edges: bool = False  # references.prototype_edges == all (engine.thermo.hulls.Hulls)
 
 
 def phases_for(formulas: Sequence[str], judging: Judging, references: dict[str, Structure],
@@ -66,7 +67,7 @@ def judge(loaded, ids: Sequence[str], crystals: Crystals, phases: Sequence[Refer
             raw.append(model_entry(s, r.energy_per_atom * len(s), cid))
     entries, rejected = apply_correction(raw, correction)
     by_id = {e.entry_id: e for e in entries}
-    hulls = Hulls(ref_entries)
+    hulls = Hulls(ref_entries, judging.all_prototype_edges)
     electrolyte, cathode = Composition(judging.electrolyte), Composition(judging.cathode)
     el = partner_window(ref_entries, hulls, electrolyte, "electrolyte", judging.source_name)
     ca = partner_window(ref_entries, hulls, cathode, "cathode", judging.source_name)

@@ -81,7 +81,8 @@ def run_stage(run) -> None:
     judging = Judging(run.cfg.thermo.electrolyte, run.cfg.thermo.cathode, float(run.cfg.thermo.below_hull_tolerance),
                       run.settings("criteria"), str(run.cfg.references.correction),
                       run.settings("relax"), Path(run.cfg.references.cache_dir) / "references",
-                      str(store.attrs("references").get("reference_source", "?")))
+                      str(store.attrs("references").get("reference_source", "?")),
+                      run.cfg.references.prototype_edges == "all")
     formula = store.column_by_id("candidates", "formula")
     with run.progress("committee", len(todo)) as bar:
         for start in range(0, len(todo), cfg.candidates_per_chunk):

@@ -22,6 +22,8 @@ the partner rather than its own decomposition.
 
 from __future__ import annotations
 
+import itertools
+
 from collections.abc import Iterable, Sequence
 from enum import StrEnum
 
@@ -127,24 +129,41 @@ def missing_elements(entries: Iterable[ComputedEntry], elements: Iterable[str]) 
 
 
 class Hulls:
-    """One ``PhaseDiagram`` per chemical system, built once from the entries that lie inside it."""
+    """One ``PhaseDiagram`` per chemical system, built once from the entries that lie inside it.
 
-    def __init__(self, entries: Sequence[ComputedEntry]):
+    Prototype references (entry ids ``proto:…``, :mod:`engine.references.prototypes`) fill the binary edges of the
+    candidates' and partners' own systems; with ``all_prototype_edges`` false (``references.prototype_edges:
+    candidates``) a candidate's :meth:`mixing` hull keeps only the prototypes of its own and its partner's edges, so
+    that its reaction with a partner does not depend on which other candidates the run holds (and a shard gives the
+    unsharded run's numbers)."""
+
+    def __init__(self, entries: Sequence[ComputedEntry], all_prototype_edges: bool = False):
         self.entries = list(entries)
-        self._pds: dict[frozenset[str], PhaseDiagram] = {}
+        self.all_prototype_edges = all_prototype_edges
+        self._pds: dict[tuple, PhaseDiagram] = {}
 
     def entries_in(self, elements: Iterable[str]) -> list[ComputedEntry]:
         allowed = set(elements)
         return [e for e in self.entries if chemsys(e.composition) <= allowed]
 
     def __getitem__(self, elements: Iterable[str]) -> PhaseDiagram:
-        key = frozenset(elements)
-        if key not in self._pds:
-            missing = missing_elements(self.entries_in(key), key)
+        return self._hull(frozenset(elements), None)
+
+    def mixing(self, system: frozenset[str], partner: frozenset[str]) -> PhaseDiagram:
+        """The hull of ``system`` and ``partner`` together (a candidate's and its partner's chemical systems)."""
+        edges = None if self.all_prototype_edges else frozenset(
+            frozenset(pair) for s in (system, partner) for pair in itertools.combinations(sorted(s), 2))
+        return self._hull(system | partner, edges)
+
+    def _hull(self, key: frozenset[str], edges: frozenset | None) -> PhaseDiagram:
+        if (key, edges) not in self._pds:
+            entries = [e for e in self.entries_in(key) if edges is None or not str(e.entry_id).startswith("proto:")
+                       or chemsys(e.composition) in edges]
+            missing = missing_elements(entries, key)
             if missing:
                 raise MissingReferencesError(key, missing)
-            self._pds[key] = PhaseDiagram(self.entries_in(key), elements=[Element(e) for e in sorted(key)])
-        return self._pds[key]
+            self._pds[key, edges] = PhaseDiagram(entries, elements=[Element(e) for e in sorted(key)])
+        return self._pds[key, edges]
 
 
 class MissingReferencesError(KeyError):

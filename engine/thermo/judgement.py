@@ -102,7 +102,7 @@ def _judge(row: ThermoRow, entry, pd, cs, hulls, criteria, electrolyte, cathode,
         return
     try:
         for partner, key in ((el_comp, "electrolyte"), (ca_comp, "cathode")):
-            pd_mix = pd_with(hulls[cs | chemsys(partner)], [entry])
+            pd_mix = pd_with(hulls.mixing(cs, chemsys(partner)), [entry])
             e, x, reaction = mixing_energy(pd_mix, entry.composition, partner)
             setattr(row, f"e_rxn_{key}", e), setattr(row, f"x_{key}", x), setattr(row, f"reaction_{key}", reaction)
     except MissingReferencesError as exc:

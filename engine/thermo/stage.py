@@ -71,7 +71,8 @@ def run_stage(run) -> None:
     candidate_by_id = {e.entry_id: e for e in candidates}
 
     ref_entries = stored_references(store)
-    hulls = Hulls([*ref_entries, *candidates]) if cfg.include_candidates else Hulls(ref_entries)
+    all_edges = run.cfg.references.prototype_edges == "all"
+    hulls = Hulls([*ref_entries, *candidates] if cfg.include_candidates else ref_entries, all_edges)
     electrolyte, cathode = Composition(cfg.electrolyte), Composition(cfg.cathode)
 
     el_entry, el_window, el_problem = partner_window(ref_entries, hulls, electrolyte, "electrolyte", source_name)

@@ -177,3 +177,24 @@ def test_include_candidates_judges_candidates_against_each_other(li_co_o_entries
     with_both = hulls.Hulls([*li_co_o_entries, low, high])[LI_CO_O]
     e_hull, products = hulls.e_above_hull(with_both, high)
     assert e_hull == pytest.approx(0.03) and products == "1 LiCoO2"
+
+
+def test_a_mixing_hull_keeps_only_the_prototypes_of_the_candidates_and_the_partners_own_edges():
+    """A Li-Al-B candidate mixed with Li2S: a prototype Al2S3 (edge Al-S, which only another candidate's system
+    would bring) stays out of the mixing hull, so the reaction does not depend on the run's other candidates;
+    the same phase from a reference source, and every prototype with prototype_edges=all, stay in."""
+    from pymatgen.entries.computed_entries import ComputedEntry
+
+    def entry(formula, e_per_atom, eid):
+        comp = Composition(formula)
+        return ComputedEntry(comp, e_per_atom * comp.num_atoms, entry_id=eid)
+
+    base = [entry(el, 0.0, f"builtin:{el}") for el in ("Li", "Al", "B", "S")] + [entry("Li2S", -1.5, "builtin:Li2S"),
+                                                                                  entry("AlB2", -0.1, "proto:AlB2-x")]
+    al2s3 = -1.2
+    system, partner = frozenset({"Li", "Al", "B"}), frozenset({"Li", "S"})
+    restricted = hulls.Hulls([*base, entry("Al2S3", al2s3, "proto:Al2S3-x")]).mixing(system, partner)
+    assert {e.entry_id for e in restricted.all_entries} == {e.entry_id for e in base}
+    for kept in (hulls.Hulls([*base, entry("Al2S3", al2s3, "proto:Al2S3-x")], all_prototype_edges=True),
+                 hulls.Hulls([*base, entry("Al2S3", al2s3, "builtin:Al2S3")])):
+        assert "Al2S3" in {e.composition.reduced_formula for e in kept.mixing(system, partner).stable_entries}
