@@ -181,9 +181,16 @@ def scaled(structure: Structure, a: str, x: str, distance: float) -> Structure:
     return out
 
 
+ID_PREFIX = "proto:"  # the id of every prototype phase, in the references group and its entries
+
+
+def is_prototype(phase_id: str) -> bool:
+    return str(phase_id).startswith(ID_PREFIX)
+
+
 @dataclass(frozen=True)
 class PrototypePhase:
-    id: str  # "proto:<formula>-<prototype>"
+    id: str  # "proto:<formula>-<prototype>" (ID_PREFIX)
     structure: Structure
 
 
@@ -206,7 +213,7 @@ def edge_phases(a: str, b: str) -> tuple[PrototypePhase, ...]:
                 log.info("prototype completion skips %s: %s", proto.name, exc)
                 continue
             formula = Composition({cation: m, anion: n}).reduced_formula
-            out.append(PrototypePhase(f"proto:{formula}-{proto.name}", scaled(s, cation, anion, distance)))
+            out.append(PrototypePhase(f"{ID_PREFIX}{formula}-{proto.name}", scaled(s, cation, anion, distance)))
             built = True
     if not built:
         first, second = sorted((a, b), key=lambda el: Element(el).X)
@@ -214,7 +221,7 @@ def edge_phases(a: str, b: str) -> tuple[PrototypePhase, ...]:
         for proto in INTERMETALLIC:
             s = proto.build(first, second)
             formula = Composition({first: proto.ratio[0], second: proto.ratio[1]}).reduced_formula
-            out.append(PrototypePhase(f"proto:{formula}-{proto.name}", scaled(s, first, second, distance)))
+            out.append(PrototypePhase(f"{ID_PREFIX}{formula}-{proto.name}", scaled(s, first, second, distance)))
     return tuple(out)
 
 

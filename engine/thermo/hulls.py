@@ -22,8 +22,6 @@ the partner rather than its own decomposition.
 
 from __future__ import annotations
 
-import itertools
-
 from collections.abc import Iterable, Sequence
 from enum import StrEnum
 
@@ -37,6 +35,8 @@ from pymatgen.entries.compatibility import (
 )
 from pymatgen.entries.computed_entries import ComputedEntry, ComputedStructureEntry
 from pymatgen.io.vasp.sets import MPRelaxSet
+
+from engine.references.prototypes import binary_edges, is_prototype
 
 ON_HULL_MARGIN = 1e-4  # eV/atom below the hull for a phase "placed on the hull"
 
@@ -151,13 +151,12 @@ class Hulls:
 
     def mixing(self, system: frozenset[str], partner: frozenset[str]) -> PhaseDiagram:
         """The hull of ``system`` and ``partner`` together (a candidate's and its partner's chemical systems)."""
-        edges = None if self.all_prototype_edges else frozenset(
-            frozenset(pair) for s in (system, partner) for pair in itertools.combinations(sorted(s), 2))
+        edges = None if self.all_prototype_edges else frozenset(binary_edges([system, partner]))
         return self._hull(system | partner, edges)
 
     def _hull(self, key: frozenset[str], edges: frozenset | None) -> PhaseDiagram:
         if (key, edges) not in self._pds:
-            entries = [e for e in self.entries_in(key) if edges is None or not str(e.entry_id).startswith("proto:")
+            entries = [e for e in self.entries_in(key) if edges is None or not is_prototype(e.entry_id)
                        or chemsys(e.composition) in edges]
             missing = missing_elements(entries, key)
             if missing:
