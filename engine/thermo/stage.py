@@ -10,12 +10,15 @@ candidates are corrected with the same scheme (``references.correction``, read b
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from functools import partial
 
 import numpy as np
 from pymatgen.core import Composition
 
+from engine.core.rows import Status
+from engine.core.workers import WorkerError, map_isolated
 from engine.references.sources import stored_references
-from engine.thermo.hulls import Hulls, apply_correction, model_entry
+from engine.thermo.hulls import Hulls, apply_correction, chemsys, model_entry
 from engine.thermo.judgement import ThermoRow, evaluate_candidate, partner_window
 
 __all__ = ["Partners", "ThermoRow", "ThermoSettings", "criteria_counts", "evaluate_candidate", "funnel", "run_stage",
@@ -79,18 +82,45 @@ def run_stage(run) -> None:
     ca_entry, ca_window, ca_problem = partner_window(ref_entries, hulls, cathode, "cathode", source_name)
     store.set_attrs("thermo", asdict(Partners(cfg.electrolyte, *el_window, cfg.cathode, *ca_window, source_name)))
 
-    rows: list[ThermoRow] = []
+    # one chemical system per host worker, with the entries of its hulls (its own, and with each partner's)
+    groups: dict[frozenset, list[str]] = {}
+    for cid in todo:
+        entry = candidate_by_id.get(cid)
+        groups.setdefault(chemsys(entry.composition) if entry else frozenset(), []).append(cid)
+    partners_elements = chemsys(electrolyte) | chemsys(cathode)
+    judge_system = partial(_judge_system, criteria=criteria, electrolyte=(electrolyte, el_entry, el_window, el_problem),
+                           cathode=(cathode, ca_entry, ca_problem), source_name=source_name,
+                           below_hull_tolerance=float(cfg.below_hull_tolerance), all_edges=all_edges)
+    order = {cid: k for k, cid in enumerate(todo)}
+    systems = list(groups.items())
     with run.progress("thermo", len(todo)) as bar:
-        for cid in todo:
-            rows.append(evaluate_candidate(cid, candidate_by_id.get(cid), rejected.get(cid), hulls, criteria,
-                                           (electrolyte, el_entry, el_window, el_problem),
-                                           (cathode, ca_entry, ca_problem), source_name,
-                                           float(cfg.below_hull_tolerance)))
-            bar.update(1)
-            if len(rows) >= 64:
-                store.append_rows("thermo", rows)
-                rows.clear()
-        store.append_rows("thermo", rows)
+        for start in range(0, len(systems), SYSTEMS_PER_WRITE):
+            chunk = systems[start:start + SYSTEMS_PER_WRITE]
+            items = [([(cid, candidate_by_id.get(cid), rejected.get(cid)) for cid in ids],
+                      hulls.entries_in(system | partners_elements)) for system, ids in chunk]
+            rows = []
+            judged_systems = map_isolated(judge_system, items, run.workers, min_items=MIN_PARALLEL_SYSTEMS)
+            for (_, ids), judged in zip(chunk, judged_systems):
+                if isinstance(judged, WorkerError):
+                    judged = [ThermoRow(cid, Status.ERROR, f"hull analysis failed: {judged}") for cid in ids]
+                rows += judged
+                bar.update(len(ids))
+            store.append_rows("thermo", sorted(rows, key=lambda r: order[r.id]))
+
+
+SYSTEMS_PER_WRITE = 32  # chemical systems judged (in parallel) between two writes to the run file
+MIN_PARALLEL_SYSTEMS = 4  # a system's hulls (several with 6 elements, with a partner) take 0.1-1 s
+
+
+def _judge_system(item: tuple, criteria, electrolyte, cathode, source_name: str, below_hull_tolerance: float,
+                  all_edges: bool) -> list[ThermoRow]:
+    """The rows of one chemical system's candidates ((id, corrected entry or None, why not)), on the hulls of
+    ``entries`` (every reference, and with ``include_candidates`` every candidate, inside the system and its
+    partners): the same hulls as the run's, as each is built from the same entries in the same order."""
+    candidates, entries = item
+    hulls = Hulls(entries, all_edges)
+    return [evaluate_candidate(cid, entry, why, hulls, criteria, electrolyte, cathode, source_name,
+                               below_hull_tolerance) for cid, entry, why in candidates]
 
 
 def criteria_counts(store, cfg) -> tuple[str, list[tuple[str, int]]]:
