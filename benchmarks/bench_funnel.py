@@ -10,7 +10,8 @@ candidate at ``--model-us-per-atom-step`` (default 3 µs, the published batched 
 host's time. Every batched stage gets ``--max-atoms-per-batch`` atoms per model call, as a GPU's memory would give
 it. The band-gap stage's MEGNet counts as host work (it is no uMLIP and runs once per candidate).
 
-Each ``--workers`` value gets its own run (a cold reference cache each); then the first file is resumed (every stage
+Each ``--workers`` value gets its own run, in a fresh Python process (a cold reference cache each, and no objects
+left over from another run for the garbage collector to walk); then the first file is resumed (every stage
 finds its rows; the references stage's time is the warm-cache resume) and the files of the different worker counts
 are compared with ``engine.compare`` (zero differences expected). With ``--shards`` the screen also runs as shards,
 merged and compared with the unsharded file: structures at zero tolerance, numbers within float32 rounding (a shard
@@ -24,7 +25,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import math
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -104,13 +108,36 @@ def screen(overrides: list[str], clock: ModelClock) -> dict[str, float]:
     return run(cfg, clock.table())
 
 
-def stage_lines(timings: dict, clock: ModelClock, store: ResultStore, us_per_atom_step: float) -> dict:
+def screen_in_process(overrides: list[str]) -> tuple[dict[str, float], dict, dict, float]:
+    """One screen in a fresh Python process (this script with ``--child``): (stage timings [s], model seconds per
+    stage, model atom-steps per stage, wall [s])."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(overrides, f)
+    subprocess.run([sys.executable, __file__, "--child", f.name], check=True)
+    out = json.loads(Path(f.name).read_text())
+    Path(f.name).unlink()
+    return out["timings"], out["model_s"], out["atom_steps"], out["wall_s"]
+
+
+def child(path: str) -> None:
+    """``--child FILE``: the screen of the overrides in FILE, its timings written back to FILE."""
+    overrides = json.loads(Path(path).read_text())
+    with ModelClock() as clock:
+        t0 = time.perf_counter()
+        timings = screen(overrides, clock)
+        wall = time.perf_counter() - t0
+    Path(path).write_text(json.dumps({"timings": timings, "model_s": clock.seconds, "atom_steps": clock.atom_steps,
+                                      "wall_s": wall}))
+
+
+def stage_lines(timings: dict, model_seconds: dict, atom_steps: dict, store: ResultStore,
+                us_per_atom_step: float) -> dict:
     out = {}
     for name, wall in timings.items():
         n_in = len(store.ids(name)) if store.has(name) else 0
-        model_s = clock.seconds.get(name, 0.0)
+        model_s = model_seconds.get(name, 0.0)
         host_s = wall - model_s
-        steps = clock.atom_steps.get(name, 0)
+        steps = atom_steps.get(name, 0)
         gpu_model_s = steps * us_per_atom_step * 1e-6
         out[name] = {"wall_s": wall, "n": n_in, "model_s": model_s, "host_s": host_s, "atom_steps": steps,
                      "outside_model_fraction": host_s / wall if wall else 0.0,
@@ -144,13 +171,16 @@ def main() -> None:
                     help="also run the screen as this many shards (workers = the first --workers), merge them and "
                          "compare with the unsharded run; each shard's sampling time against the unsharded one")
     ap.add_argument("--out", default="funnel")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.child:
+        return child(args.child)
 
     systems = chemical_systems(args.n, args.per_system, args.max_atoms)
     systems_arg = "[" + ",".join("[" + ",".join(s) + "]" for s in systems) + "]"
     results: dict = {"n_requested": args.n, "systems": len(systems), "per_system": args.per_system,
                      "max_atoms": args.max_atoms, "model_us_per_atom_step": args.model_us_per_atom_step, "runs": {}}
-    with tempfile.TemporaryDirectory() as tmp, ModelClock() as clock:
+    with tempfile.TemporaryDirectory() as tmp:
         files = {}
         for workers in args.workers:
             path = Path(tmp) / f"funnel_w{workers}.h5"
@@ -160,18 +190,14 @@ def main() -> None:
                          f"references.cache_dir={tmp}/cache_w{workers}"]
             if args.max_atoms_per_batch:
                 overrides += [f"{s}.max_atoms_per_batch={args.max_atoms_per_batch}" for s in BATCHED_STAGES]
-            clock.seconds.clear(), clock.atom_steps.clear()
-            t0 = time.perf_counter()
-            timings = screen(overrides, clock)
-            wall = time.perf_counter() - t0
+            timings, model_s, atom_steps, wall = screen_in_process(overrides)
             with ResultStore(path, "r") as store:
-                lines = stage_lines(timings, clock, store, args.model_us_per_atom_step)
+                lines = stage_lines(timings, model_s, atom_steps, store, args.model_us_per_atom_step)
             print_table(f"workers={workers}: {wall:.0f} s", lines)
             results["runs"][str(workers)] = {"wall_s": wall, "stages": lines}
             files[workers] = (path, overrides)
         first, overrides = files[args.workers[0]]
-        clock.seconds.clear(), clock.atom_steps.clear()
-        resumed = screen(overrides, clock)
+        resumed = screen_in_process(overrides)[0]
         results["resume_s"] = resumed
         print(f"\nresume of workers={args.workers[0]}: references {resumed.get('references', 0):.2f} s, "
               f"all stages {sum(resumed.values()):.1f} s")
@@ -193,7 +219,7 @@ def main() -> None:
                 print(f"host-side stages ({', '.join(host)}): workers={workers} {speedup:.2f} x faster than "
                       f"workers={args.workers[0]}")
         if args.shards:
-            results["shards"] = run_shards(args.shards, first, overrides, clock, timings_of(results, args), tmp)
+            results["shards"] = run_shards(args.shards, first, overrides, timings_of(results, args), tmp)
     write_json(args.out, results)
 
 
@@ -201,10 +227,9 @@ def timings_of(results: dict, args) -> dict:
     return {k: v["wall_s"] for k, v in results["runs"][str(args.workers[0])]["stages"].items()}
 
 
-def run_shards(count: int, unsharded: Path, overrides: list[str], clock: ModelClock, unsharded_s: dict,
-               tmp: str) -> dict:
-    """The same screen as ``count`` shards, one after the other (sharing the warm reference cache), merged and
-    compared with the unsharded file."""
+def run_shards(count: int, unsharded: Path, overrides: list[str], unsharded_s: dict, tmp: str) -> dict:
+    """The same screen as ``count`` shards, one after the other, each in its own process (sharing the warm reference
+    cache), merged and compared with the unsharded file."""
     from engine.io.merge import merge
 
     paths, sampling = [], []
@@ -212,7 +237,7 @@ def run_shards(count: int, unsharded: Path, overrides: list[str], clock: ModelCl
         path = Path(tmp) / f"shard_{index}.h5"
         shard = [o for o in overrides if not o.startswith("output=")] + [
             f"output={path}", f"shard.count={count}", f"shard.index={index}"]
-        timings = screen(shard, clock)
+        timings = screen_in_process(shard)[0]
         paths.append(path)
         sampling.append(timings["candidates"])
     merged = Path(tmp) / "merged.h5"

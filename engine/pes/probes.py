@@ -26,7 +26,8 @@ from pymatgen.core import Structure
 from engine.core.batching import AtomBudget, atom_budget, evaluate_batched
 from engine.core.supercells import width_supercell
 from engine.models import LoadedModel, energy_only
-from kernels.grid import ProbeGrid, probe_grid
+from engine.pes.grids import host_grid
+from kernels.grid import ProbeGrid
 
 log = logging.getLogger(__name__)
 
@@ -96,15 +97,6 @@ def host_of(structure: Structure, approach: str) -> Structure:
         host.remove_species(["Li"])
         return host
     raise ValueError(f"unknown PES approach {approach!r}; use {APPROACHES}")
-
-
-def host_grid(host: tuple[np.ndarray, np.ndarray, np.ndarray], settings) -> ProbeGrid:
-    """The probe grid of a frozen host given as arrays (lattice rows [Å], fractional coordinates, atomic numbers);
-    ``settings`` gives ``spacing`` and ``exclusion_radius`` [Å], ``use_symmetry`` and ``symprec`` [Å]. Arrays, not
-    a Structure, so that a host worker is sent only what it reads."""
-    lattice, frac_coords, numbers = host
-    return probe_grid(lattice, frac_coords, numbers, settings.spacing, settings.exclusion_radius,
-                      settings.use_symmetry, settings.symprec)
 
 
 def host_arrays_of(host: Structure) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -38,13 +38,11 @@ from engine.pes.probes import (
     ProbeJob,
     evaluate_jobs,
     host_arrays_of,
-    host_grid,
     host_of,
     job_of_host,
 )
+from engine.pes.grids import GridParameters, descriptors_or_error, grid_descriptors, grid_or_error
 from engine.pes.refinement import refine_grids
-from kernels.percolation import percolation_barriers
-from kernels.xi import xi_descriptor
 
 
 @dataclass
@@ -114,23 +112,6 @@ def descriptors(job: ProbeJob, settings: PesSettings) -> tuple[dict, bool, str]:
 def approach_descriptors(job: ProbeJob, settings: PesSettings) -> tuple[dict, bool, str]:
     """(columns, passed, why it failed) of one evaluated grid: :func:`grid_descriptors` of its energy map."""
     return grid_descriptors((job.approach, job.energy_map()), settings)
-
-
-def grid_descriptors(item: tuple[str, np.ndarray], settings: PesSettings) -> tuple[dict, bool, str]:
-    """(columns, passed, why it failed) of ``item = (approach, energy map [eV])``: Ξ of the interstitial grid or the
-    percolation barriers of the framework grid."""
-    approach, grid = item
-    if approach == "interstitial":
-        xi = xi_descriptor(grid, settings.xi_level, connectivity=settings.connectivity)
-        passed = bool(xi.xi > settings.xi_min)
-        out = {"xi": xi.xi, "fv_connected": xi.fv_connected, "fv_disconnected": xi.fv_disconnected,
-               "insertion_energy": float(np.min(grid)), "xi_pass": passed}
-        return out, passed, "" if passed else f"Ξ {xi.xi:.2f} <= {settings.xi_min}"
-    b = percolation_barriers(grid, settings.connectivity)
-    d = settings.barrier_dimension
-    passed = bool(b[d - 1] < settings.barrier_max)
-    out = {"barrier_1d": b[0], "barrier_2d": b[1], "barrier_3d": b[2], "barrier_pass": passed}
-    return out, passed, "" if passed else f"E_mig({d}D) {b[d - 1]:.2f} >= {settings.barrier_max} eV"
 
 
 def describe(jobs: dict[str, ProbeJob], settings: PesSettings) -> tuple[str, str, dict]:
@@ -205,7 +186,7 @@ def make_jobs(structures: dict[str, Structure], approach: str, settings: PesSett
         except Exception as exc:  # noqa: BLE001 - e.g. a structure without sites
             failed[cid] = f"{approach}: grid: {short_error(exc)}"
     built = [c for c in hosts if len(hosts[c])]
-    grids = dict(zip(built, map_isolated(partial(_grid_of, settings=settings),
+    grids = dict(zip(built, map_isolated(partial(grid_or_error, settings=GridParameters.of(settings)),
                                          [host_arrays_of(hosts[c]) for c in built], workers)))
     out = []
     for cid, structure in structures.items():
@@ -221,27 +202,14 @@ def make_jobs(structures: dict[str, Structure], approach: str, settings: PesSett
     return out
 
 
-def _grid_of(host: tuple, settings: PesSettings):
-    try:
-        return host_grid(host, settings)
-    except Exception as exc:  # noqa: BLE001 - e.g. spglib on a degenerate cell; the job gets the reason
-        return exc
-
-
-def _descriptors_of(item: tuple[str, np.ndarray], settings: PesSettings):
-    try:
-        return grid_descriptors(item, settings)
-    except Exception as exc:  # noqa: BLE001 - describe() computes it again here and records the failure
-        return exc
-
-
 def _describe_all(jobs: Sequence[ProbeJob], settings: PesSettings, workers: int) -> None:
     """The descriptors of every evaluated grid, on the host workers (kept on each job for :func:`descriptors`)."""
     live = [j for j in jobs if not j.error and j.energies is not None]
     if workers <= 1 or len(live) < MIN_PARALLEL_ITEMS:
         return  # computed when the row is written
-    maps = [(job.approach, job.energy_map()) for job in live]  # a worker gets the map alone, not the job's host
-    for job, out in zip(live, map_isolated(partial(_descriptors_of, settings=settings), maps, workers)):
+    maps = [(str(job.approach), job.energy_map()) for job in live]  # a worker gets the map alone, not the job's host
+    describe_one = partial(descriptors_or_error, settings=GridParameters.of(settings))
+    for job, out in zip(live, map_isolated(describe_one, maps, workers)):
         if isinstance(out, WorkerError):
             job.error = f"{job.approach}: descriptors: {out}"
         elif not isinstance(out, Exception):
