@@ -194,6 +194,11 @@ class PrototypePhase:
     structure: Structure
 
 
+def phases_of_edge(edge: list[str]) -> tuple[PrototypePhase, ...]:
+    """:func:`edge_phases` of ``edge = [a, b]``: a host worker's job."""
+    return edge_phases(*edge)
+
+
 @cache
 def edge_phases(a: str, b: str) -> tuple[PrototypePhase, ...]:
     """The prototype phases of the binary edge a–b (built once per process; copy a structure before changing it)."""

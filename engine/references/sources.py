@@ -106,12 +106,12 @@ class BuiltinReferences(ReferenceSource):
     def prepare(self, systems: Iterable[Iterable[str]], workers: int = 1) -> None:
         """Build every built-in phase of ``systems`` not built yet, one phase per host worker (some are ordered by
         an electrostatic search of seconds); a phase whose construction fails is left out with a warning."""
-        from engine.references.builtin_phases import BUILTIN
+        from engine.references.builtin_phases import BUILTIN, build_builtin
 
         wanted = {i for i, phase in enumerate(BUILTIN) for system in systems
                   if phase.elements <= set(system) and phase.id not in self._built}
         order = sorted(wanted)
-        for i, built in zip(order, map_isolated(_build_builtin, order, workers)):
+        for i, built in zip(order, map_isolated(build_builtin, order, workers)):
             if isinstance(built, WorkerError):
                 log.warning("built-in reference %s could not be built: %s", BUILTIN[i].id, built)
             else:
@@ -124,12 +124,6 @@ class BuiltinReferences(ReferenceSource):
         self.prepare([allowed])
         return [ReferencePhase(phase.id, self._built[phase.id].copy(), "builtin") for phase in BUILTIN
                 if phase.elements <= allowed and phase.id in self._built]
-
-
-def _build_builtin(index: int) -> Structure:
-    from engine.references.builtin_phases import BUILTIN
-
-    return BUILTIN[index].build()
 
 
 def read_entries(path: str | Path) -> list[ComputedEntry]:
@@ -260,10 +254,12 @@ def prototype_phases(edges: Iterable[frozenset[str]], known: Iterable[ReferenceP
     """The prototype phases of ``edges`` (:mod:`engine.references.prototypes`; one edge per host worker), less those
     a ``known`` phase already is (same formula in the same structure type, by name). An edge whose construction
     fails is left out with a warning."""
+    from engine.references.prototypes import phases_of_edge
+
     have = {p.id.split(":", 1)[1] for p in known}
     edges = [sorted(edge) for edge in sorted(edges, key=sorted)]
     out = []
-    for edge, built in zip(edges, map_isolated(_edge_phases, edges, workers)):
+    for edge, built in zip(edges, map_isolated(phases_of_edge, edges, workers)):
         if isinstance(built, WorkerError):
             log.warning("prototype phases of %s could not be built: %s", "-".join(edge), built)
             continue
@@ -271,12 +267,6 @@ def prototype_phases(edges: Iterable[frozenset[str]], known: Iterable[ReferenceP
             if p.id.split(":", 1)[1] not in have:
                 out.append(ReferencePhase(p.id, p.structure.copy(), "prototype"))
     return out
-
-
-def _edge_phases(edge: list[str]):
-    from engine.references.prototypes import edge_phases
-
-    return edge_phases(*edge)
 
 
 def collect_phases(source: ReferenceSource, systems: Iterable[Iterable[str]], workers: int = 1
