@@ -1,7 +1,8 @@
 """Coordination environments of cation sites and how typical they are of the reference phases.
 
 Neighbours are pymatgen's ``CrystalNN`` (Pan et al., Inorg. Chem. 60, 1590 (2021)) between cations and anions of
-the oxidation-state-decorated structure; the geometry of a site is the motif of its coordination number whose local
+the oxidation-state-decorated structure (an ion whose radius pymatgen does not tabulate gets its covalent or atomic
+radius, as CrystalNN warns, silenced here: hundreds of lines in a screen); the geometry of a site is the motif of its coordination number whose local
 structure order parameter (Zimmermann & Jain, RSC Adv. 10, 6063 (2020); pymatgen's
 ``NearNeighbors.get_local_order_parameters``) is largest: "octahedral", "tetrahedral", "square co-planar",
 "trigonal planar", ...
@@ -16,6 +17,7 @@ shows; 0: no site has an environment any reference shows).
 from __future__ import annotations
 
 import math
+import warnings
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -62,7 +64,9 @@ def cation_environments(structure: Structure, symprec: float = 0.1) -> list[Envi
         if getattr(structure[i].specie, "oxi_state", 0) <= 0:
             continue
         try:
-            neighbours = nn.get_nn_info(structure, i)
+            with warnings.catch_warnings():  # an ion without a tabulated radius gets its atomic one: said once here
+                warnings.filterwarnings("ignore", message="CrystalNN: cannot locate an appropriate radius")
+                neighbours = nn.get_nn_info(structure, i)
         except ValueError:  # pymatgen's max() of an empty list: no anion shares a face of the cation's Voronoi cell
             neighbours = []
         if not neighbours:
