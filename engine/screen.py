@@ -14,6 +14,8 @@ import time
 from collections import Counter
 from importlib.metadata import PackageNotFoundError, version
 
+from threadpoolctl import threadpool_limits
+
 from engine.terminal import hold_library_warnings, native_stderr_held, warnings_to_log_file
 
 _AS_COMMAND = __name__ == "__main__"  # imported (tests, benchmarks), it leaves warnings alone
@@ -126,7 +128,9 @@ def run(cfg: DictConfig, table: tuple[Stage, ...] = STAGES) -> dict[str, float]:
     timings: dict[str, float] = {}
     stages = list(typed.stages)
     known = by_name(table)
-    with ResultStore(cfg.output) as store:
+    # host-side numpy here works on 3x3 to 100x100 matrices: OpenBLAS threads only spin against torch's own
+    # (phonons and plausibility ran 1.4x slower with them on 2 cores); host parallelism is the workers' business
+    with ResultStore(cfg.output) as store, threadpool_limits(limits=1, user_api="blas"):
         check_stages(stages, store, table)
         check_resumable(store, cfg, table)
         store.write_metadata(OmegaConf.to_yaml(cfg, resolve=True), package_versions(), {})
