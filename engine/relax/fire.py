@@ -133,7 +133,8 @@ class _InFlightFire:
         self.pending.extend(todo)
         every = checks_every(self.settings, dev)
         while self.pending or self.state is not None:
-            self.refill()
+            if self.refill():
+                self.check()  # the joining systems took their first step on their own (initialise)
             if self.state is None:
                 continue
             try:
@@ -147,13 +148,13 @@ class _InFlightFire:
         return self.budget
 
     # ---- systems in --------------------------------------------------------------------------------------
-    def refill(self) -> None:
+    def refill(self) -> bool:
         """Initialise pending structures into the batch while they fit the budget; a structure that does not fit
-        even alone ends as a transient error."""
+        even alone ends as a transient error. True when systems joined, each after its first step."""
         used = 0 if self.state is None else self.state.n_atoms
         free = self.budget.atoms - used
         if not self.pending or (self.state is not None and free < 0.1 * self.budget.atoms):
-            return
+            return False
         take = []
         while self.pending and self.crystals.natoms[self.pending[0]] <= free:
             i = self.pending.popleft()
@@ -162,35 +163,45 @@ class _InFlightFire:
         if not take:
             if self.state is None:  # the first pending structure is larger than the whole budget
                 self.report([self.out_of_memory_alone(self.pending.popleft())])
-            return
+            return False
         parts = [] if self.state is None else [self.state]
-        orders = [self.order]
+        orders, first_steps = [self.order], []
         for start in range(0, len(take), self.settings.init_chunk):
             chunk = np.asarray(take[start:start + self.settings.init_chunk])
             try:
-                new, kept = self.initialise(chunk)
+                new, kept, stepped = self.initialise(chunk)
             except Exception as exc:
                 if not is_out_of_memory(exc):
                     raise
                 if len(take) == 1 and self.state is None:  # alone on the device, and still too big
                     self.report([self.out_of_memory_alone(take[0])])
-                    return
+                    return False
                 self.pending.extendleft(reversed(take[start:]))
                 self.budget.halve()
                 break
             if new is not None:
                 parts.append(new)
                 orders.append(kept)
+                first_steps.append(stepped)
         if len(parts) > (self.state is not None):
+            dev = self.model.device
+            # systems already relaxing keep their counts; those joining start from theirs before any send-back
+            counted = self.steps if self.state is not None else torch.zeros(0, dtype=torch.int64, device=dev)
             self.state = parts[0] if len(parts) == 1 else ts.concatenate_states(parts)
             self.order = np.concatenate(orders)
-            dev = self.model.device
-            self.steps = torch.as_tensor(self.steps_before[self.order], device=dev)
+            joining = torch.as_tensor(self.steps_before[self.order[len(counted):]] + np.concatenate(first_steps),
+                                      device=dev)
+            self.steps = torch.cat([counted.to(joining.dtype), joining])
             self.v0_sys = torch.as_tensor(self.v0[self.order], dtype=self.model.dtype, device=dev)
+            return bool(np.concatenate(first_steps).all())  # no check before a joiner's first step
+        return False
 
     def initialise(self, chunk: np.ndarray):
-        """FIRE state of ``chunk`` (one model call); on a failure other than out of memory each structure is tried
-        alone, and one that still fails, or starts with non-finite energy or forces, ends as an error."""
+        """FIRE state of ``chunk`` after its first step (two model calls); on a failure other than out of memory each
+        structure is tried alone, and one that still fails, or starts with non-finite energy or forces, ends as an
+        error. The first step is taken here, on the chunk alone: torch-sim's ASE-flavoured FIRE takes a first step
+        (raw forces, no mixing) only when every system of the batch is new, so a system that joined a running batch
+        took its first step with its time step halved and relaxed to another minimum within fmax than alone."""
         dev, dtype = self.model.device, self.model.dtype
         try:
             new = fire_init(model=self.model, state=self.crystals.take(chunk).to_state(dev, dtype), **self.init_kwargs)
@@ -199,19 +210,27 @@ class _InFlightFire:
                 raise
             if len(chunk) == 1:
                 self.report([RelaxResult(self.ids[chunk[0]], Status.ERROR, f"model failed: {short_error(exc)}")])
-                return None, chunk[:0]
+                return None, chunk[:0], np.zeros(0, np.int64)
             singles = [self.initialise(chunk[k:k + 1]) for k in range(len(chunk))]
-            singles = [(s, k) for s, k in singles if s is not None]
+            singles = [single for single in singles if single[0] is not None]
             if not singles:
-                return None, chunk[:0]
-            return (ts.concatenate_states([s for s, _ in singles]) if len(singles) > 1 else singles[0][0],
-                    np.concatenate([k for _, k in singles]))
+                return None, chunk[:0], np.zeros(0, np.int64)
+            return (ts.concatenate_states([s for s, _, _ in singles]) if len(singles) > 1 else singles[0][0],
+                    np.concatenate([k for _, k, _ in singles]), np.concatenate([n for _, _, n in singles]))
         ok = (torch.isfinite(new.energy) & torch.isfinite(_system_fmax(new))).cpu().numpy()  # as check() judges
         self.report([RelaxResult(self.ids[i], Status.ERROR, "non-finite energy or forces at the start")
                      for i in chunk[~ok]])
         if not ok.any():
-            return None, chunk[:0]
-        return (new if ok.all() else new[torch.as_tensor(np.flatnonzero(ok), device=dev)]), chunk[ok]
+            return None, chunk[:0], np.zeros(0, np.int64)
+        new = new if ok.all() else new[torch.as_tensor(np.flatnonzero(ok), device=dev)]
+        try:
+            stepped = fire_step(state=new, model=self.model, fire_flavor="ase_fire")
+            return stepped, chunk[ok], np.ones(ok.sum(), np.int64)
+        except Exception as exc:
+            if is_out_of_memory(exc):
+                raise
+            # unstepped: the batch's next step meets the failure again and records it (batch_failed)
+            return new, chunk[ok], np.zeros(ok.sum(), np.int64)
 
     # ---- systems out -------------------------------------------------------------------------------------
     def check(self) -> None:
