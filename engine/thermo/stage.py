@@ -24,6 +24,9 @@ from engine.thermo.judgement import ThermoRow, evaluate_candidate, partner_windo
 __all__ = ["Partners", "ThermoRow", "ThermoSettings", "criteria_counts", "evaluate_candidate", "funnel", "run_stage",
            "stored_partners"]
 
+SYSTEMS_PER_WRITE = 32  # chemical systems judged (in parallel) between two writes to the run file
+MIN_PARALLEL_SYSTEMS = 4  # a system's hulls (several with 6 elements, with a partner) take 0.1-1 s
+
 
 @dataclass
 class ThermoSettings:
@@ -106,10 +109,6 @@ def run_stage(run) -> None:
                 rows += judged
                 bar.update(len(ids))
             store.append_rows("thermo", sorted(rows, key=lambda r: order[r.id]))
-
-
-SYSTEMS_PER_WRITE = 32  # chemical systems judged (in parallel) between two writes to the run file
-MIN_PARALLEL_SYSTEMS = 4  # a system's hulls (several with 6 elements, with a partner) take 0.1-1 s
 
 
 def _judge_system(item: tuple, criteria, electrolyte, cathode, source_name: str, below_hull_tolerance: float,
