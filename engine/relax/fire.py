@@ -197,11 +197,9 @@ class _InFlightFire:
         return False
 
     def initialise(self, chunk: np.ndarray):
-        """FIRE state of ``chunk`` after its first step (two model calls); on a failure other than out of memory each
-        structure is tried alone, and one that still fails, or starts with non-finite energy or forces, ends as an
-        error. The first step is taken here, on the chunk alone: torch-sim's ASE-flavoured FIRE takes a first step
-        (raw forces, no mixing) only when every system of the batch is new, so a system that joined a running batch
-        took its first step with its time step halved and relaxed to another minimum within fmax than alone."""
+        """FIRE state of ``chunk`` after its first step, taken here on the chunk alone (torch-sim's ASE FIRE takes a
+        first step only when every system of the batch is new: a joiner's time step was halved). On a failure other
+        than out of memory each structure is tried alone; one that still fails, or starts non-finite, is an error."""
         dev, dtype = self.model.device, self.model.dtype
         try:
             new = fire_init(model=self.model, state=self.crystals.take(chunk).to_state(dev, dtype), **self.init_kwargs)
