@@ -189,11 +189,11 @@ class _InFlightFire:
             counted = self.steps if self.state is not None else torch.zeros(0, dtype=torch.int64, device=dev)
             self.state = parts[0] if len(parts) == 1 else ts.concatenate_states(parts)
             self.order = np.concatenate(orders)
-            joining = torch.as_tensor(self.steps_before[self.order[len(counted):]] + np.concatenate(first_steps),
-                                      device=dev)
+            first = np.concatenate(first_steps)
+            joining = torch.as_tensor(self.steps_before[self.order[len(counted):]] + first, device=dev)
             self.steps = torch.cat([counted.to(joining.dtype), joining])
             self.v0_sys = torch.as_tensor(self.v0[self.order], dtype=self.model.dtype, device=dev)
-            return bool(np.concatenate(first_steps).all())  # no check before a joiner's first step
+            return bool(first.all())  # no check before a joiner's first step
         return False
 
     def initialise(self, chunk: np.ndarray):
@@ -227,7 +227,7 @@ class _InFlightFire:
         except Exception as exc:
             if is_out_of_memory(exc):
                 raise
-            # unstepped: the batch's next step meets the failure again and records it (batch_failed)
+            # a failed step (it may have moved the positions) is not counted; the next one's batch_failed records it
             return new, chunk[ok], np.zeros(ok.sum(), np.int64)
 
     # ---- systems out -------------------------------------------------------------------------------------

@@ -2,8 +2,8 @@
 
 Neighbours are pymatgen's ``CrystalNN`` (Pan et al., Inorg. Chem. 60, 1590 (2021)) between cations and anions of
 the oxidation-state-decorated structure (an ion whose radius pymatgen does not tabulate gets its covalent or atomic
-radius, as CrystalNN warns, silenced here: hundreds of lines in a screen); the geometry of a site is the motif of its coordination number whose local
-structure order parameter (Zimmermann & Jain, RSC Adv. 10, 6063 (2020); pymatgen's
+radius, as CrystalNN warns, silenced here: hundreds of lines in a screen); the geometry of a site is the motif of its
+coordination number whose local structure order parameter (Zimmermann & Jain, RSC Adv. 10, 6063 (2020); pymatgen's
 ``NearNeighbors.get_local_order_parameters``) is largest: "octahedral", "tetrahedral", "square co-planar",
 "trigonal planar", ...
 
