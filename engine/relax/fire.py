@@ -3,18 +3,19 @@ finish; used by the relax stage, the references stage and the MD pre-relaxation.
 
 The loop keeps one batched torch-sim FIRE state on the device. Step counters, volume ratios and verdicts are tensors;
 each convergence check moves one boolean per system to the host, and the systems that finished leave the batch
-together, their structures and numbers moved to the host as arrays (:class:`engine.core.crystals.Crystals`, no pymatgen
-object). New structures are initialised into the batch (``fire_init``, torch-sim's ``concatenate_states``) once a
-tenth of the atom budget is free. torch-sim's ``InFlightAutoBatcher`` does the same swapping one ``SimState`` per
-structure, which costs more than a near-free model's step at 10^4 structures (``benchmarks/bench_overhead.py``).
+together, their structures and numbers moved to the host as arrays (:class:`engine.core.crystals.Crystals`). New
+structures are initialised into the batch (``fire_init``, ``concatenate_states``) once a tenth of the atom budget is
+free: torch-sim's ``InFlightAutoBatcher`` swaps one ``SimState`` per structure, which costs more than a near-free
+model's step at 10^4 structures (``benchmarks/bench_overhead.py``).
 
-FIRE: Bitzek et al., Phys. Rev. Lett. 97, 170201 (2006), in torch-sim's ``ase_fire`` flavour with the Fréchet
-cell filter, i.e. the same algorithm as ``ase.optimize.FIRE`` on ``ase.filters.FrechetCellFilter``. A structure
-is converged when the largest atomic force and the largest cell force are below ``fmax`` [eV/Å].
+FIRE: Bitzek et al., Phys. Rev. Lett. 97, 170201 (2006), in torch-sim's ``ase_fire`` flavour with the Fréchet cell
+filter, i.e. ``ase.optimize.FIRE`` on ``ase.filters.FrechetCellFilter``, a lone cell exponentiated as in a batch
+(:mod:`engine.relax.reproducible`). A structure is converged when the largest atomic force and the largest cell
+force are below ``fmax`` [eV/Å].
 
-Every finished structure is handed to ``on_done`` at once (a stage writes it to the HDF5 file), so a killed
-run loses only the structures still in flight. On an out-of-memory error the batch goes back to the queue at its
-current geometry and the atom budget halves (:mod:`engine.core.batching`).
+Every finished structure is handed to ``on_done`` at once (a stage writes it to the HDF5 file), so a killed run loses
+only the structures still in flight. On an out-of-memory error the batch goes back to the queue at its current
+geometry and the atom budget halves (:mod:`engine.core.batching`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from engine.core.batching import AtomBudget, atom_budget, is_out_of_memory
 from engine.core.crystals import Crystal, Crystals
 from engine.core.rows import NAN, Row, Status, short_error
 from engine.models import LoadedModel
+from engine.relax.reproducible import batch_independent_cell_filter
 from kernels.states import take_systems
 
 log = logging.getLogger(__name__)
@@ -79,13 +81,13 @@ def _system_fmax(state) -> torch.Tensor:
 
 
 def checks_every(settings: RelaxSettings, device: torch.device) -> int:
-    """FIRE steps between convergence checks. On a CPU a model call costs far more than a check, so every step is
-    checked and a converged structure leaves at once; on a GPU each check synchronises the device, so it is rarer."""
+    """FIRE steps between convergence checks: 1 on a CPU (a check costs little beside a model call), 5 on a GPU."""
     if settings.steps_between_checks:
         return int(settings.steps_between_checks)
     return 1 if device.type == "cpu" else 5
 
 
+@batch_independent_cell_filter()  # each structure relaxes as it would alone, whatever its batch mates
 def relax(structures: Sequence[Structure] | Crystals, ids: Sequence[str], loaded: LoadedModel,
           settings: RelaxSettings, on_done: Callable[[list[RelaxResult]], None],
           progress: Callable[[int], None] | None = None) -> AtomBudget:
@@ -95,8 +97,7 @@ def relax(structures: Sequence[Structure] | Crystals, ids: Sequence[str], loaded
 
 
 class _InFlightFire:
-    """The in-flight loop: one batched FIRE state on the device; finished systems leave it together at a
-    convergence check (one host transfer), and new ones enter when a tenth of the atom budget is free."""
+    """The in-flight loop: one batched FIRE state on the device, which systems leave and join (module docstring)."""
 
     def __init__(self, crystals: Crystals, ids: list[str], loaded: LoadedModel, settings: RelaxSettings,
                  on_done, progress):
@@ -328,8 +329,7 @@ class _InFlightFire:
         return out
 
     def requeue(self, chosen: np.ndarray) -> None:
-        """Systems ``chosen`` (bool per system) back to the front of the queue at their current geometry, with their
-        step counts; the batch is emptied."""
+        """Systems ``chosen`` (bool each) to the queue's front, at their geometry and step counts; the batch empties."""
         order = self.order[chosen]
         if len(order):
             where = Crystals.from_state(take_systems(self.state, torch.as_tensor(np.flatnonzero(chosen),
