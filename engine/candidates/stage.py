@@ -53,7 +53,7 @@ class BuiltinCandidates(CandidatesSettings):
     allowed_elements: list[str] = field(default_factory=lambda: list(SEED_ALLOWED_ELEMENTS))
     n_elements: int | None = 3  # the systems (given or drawn) must have exactly this many elements (null: any)
     n_systems: int = 6  # systems drawn when chemical_systems is null
-    per_system: int = 2
+    per_system: int = 1  # the built-in default run: one per seed system (its cost: README)
     space_groups: list[int] = field(default_factory=lambda: [2, 12, 14, 15, 62, 63, 148, 166, 194, 225])
     max_atoms: int = 12  # atoms per cell at most
     max_tries: int | None = None  # placements per system, shared by its candidates (null: max(200, 10 * per_system))
