@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -187,9 +188,11 @@ def run_stage(run) -> None:
     cfg, shard = run.cfg.candidates, run.cfg.shard
     sampled_by_shard = cfg.source == "builtin" and shard.count > 1
     sampling = run.progress("sampling", None, unit="candidate") if cfg.source == "builtin" else contextlib.nullcontext()
+    t0 = time.perf_counter()
     with sampling as bar:
         cands = load_candidates(cfg, run.device, shard if sampled_by_shard else None, run.workers,
                                 bar.update if bar is not None else None)
+    sampling_s = time.perf_counter() - t0
     status, reason, d_min = validity(cands, float(cfg.min_distance), run.device, limits=cfg)
     rows = []
     for c, st, why, d in zip(cands, status, reason, d_min):
@@ -207,6 +210,7 @@ def run_stage(run) -> None:
     with run.progress("candidates", len(rows)) as bar:
         run.store.append_rows("candidates", rows)
         bar.update(len(rows))
+    run.store.set_attrs("candidates", {"sampling_s": sampling_s})  # s: reading, sampling or generating alone
 
 
 def funnel(store, cfg) -> list[tuple[str, set[str] | None, str]]:
