@@ -5,8 +5,9 @@ LiO4, trigonal-planar LiF3, a composition on the tie line between two stable pha
 score, a verdict ("ok", "flag", "n/a") and a reason in the row, and each with its action in
 ``conf/plausibility/`` ("flag": the candidate goes on, flagged; "reject": it fails here; "off"):
 
-- coordination (:mod:`engine.stability.coordination`): the environment of every cation site against those the run's relaxed
-  reference phases show; score = the sites' mean typicality;
+- coordination (:mod:`engine.stability.coordination`): the environment of every cation site against those the relaxed
+  reference phases of the candidate's own chemical system show (so that a verdict depends neither on the other
+  candidates of the run nor on the shard); score = the sites' mean typicality;
 - bond valence (:mod:`engine.stability.bond_valence`): global instability index (GII) [v.u.]; flagged above ``gii_max``;
 - tie line (:mod:`engine.stability.tie_lines`): a candidate above the reference hull whose decomposition is two phases;
   score = its E_hull [eV/atom].
@@ -87,9 +88,20 @@ def reference_environments(structures: dict[str, Structure], symprec: float = 0.
                            workers: int = 1) -> ReferenceEnvironments:
     """The cation environments of reference phases (those without oxidation states are left out), one phase per
     host worker."""
+    every = frozenset().union(*(chemsys(s.composition) for s in structures.values()))
+    return environments_by_system(structures, [every], symprec, workers)[every]
+
+
+def environments_by_system(structures: dict[str, Structure], systems: list[frozenset[str]], symprec: float = 0.1,
+                           workers: int = 1) -> dict[frozenset[str], ReferenceEnvironments]:
+    """{chemical system: the cation environments of the reference phases within it}, each phase analysed once, on
+    the host workers."""
     phases = [s for s in structures.values() if len(s.composition.elements) >= 2]
     found = map_isolated(partial(_environments_of, symprec=symprec), phases, workers)
-    return ReferenceEnvironments.of([e for e in found if e is not None and not isinstance(e, WorkerError)])
+    analysed = [(chemsys(p.composition), e) for p, e in zip(phases, found)
+                if e is not None and not isinstance(e, WorkerError)]
+    return {system: ReferenceEnvironments.of([e for elements, e in analysed if elements <= system])
+            for system in set(systems)}
 
 
 def judge(cid: str, structure: Structure, cfg: PlausibilitySettings, reference: ReferenceEnvironments,
@@ -182,22 +194,24 @@ def run_stage(run) -> None:
     if not todo:
         return
     structures = run.input_structures(STAGE, todo)
-    systems = [chemsys(s.composition) for s in structures.values()]
-    reference = ReferenceEnvironments()
+    system_of = {cid: chemsys(s.composition) for cid, s in structures.items()}
+    by_system: dict[frozenset[str], ReferenceEnvironments] = {}
     if cfg.coordination != "off" and run.store.has("references"):
         ref_ids = run.store.ids("references", status="pass")
         refs = run.store.structures("references", ref_ids)
-        refs = {i: s for i, s in refs.items() if any(chemsys(s.composition) <= cs for cs in systems)}
-        reference = reference_environments(refs, cfg.symprec, run.workers)
+        refs = {i: s for i, s in refs.items()
+                if any(chemsys(s.composition) <= cs for cs in system_of.values())}
+        by_system = environments_by_system(refs, list(system_of.values()), cfg.symprec, run.workers)
         log.info("%s: cation environments of %d reference phases", STAGE, len(refs))
     hulls = _hulls(run, todo) if cfg.tie_line != "off" else {}
-    judge_one = partial(_judge_item, cfg=cfg, reference=reference)
+    judge_one = partial(_judge_item, cfg=cfg)
     with run.progress(STAGE, len(todo)) as bar:
         for chunk in range(0, len(todo), CHUNK):
             ids = todo[chunk:chunk + CHUNK]
             have = [cid for cid in ids if cid in structures]
-            judged = dict(zip(have, map_isolated(judge_one, [(c, structures[c], hulls.get(c)) for c in have],
-                                                 run.workers, bar.update)))
+            items = [(c, structures[c], hulls.get(c), by_system.get(system_of[c], ReferenceEnvironments()))
+                     for c in have]
+            judged = dict(zip(have, map_isolated(judge_one, items, run.workers, bar.update)))
             rows = []
             for cid in ids:
                 row = judged.get(cid)
@@ -210,9 +224,10 @@ def run_stage(run) -> None:
             run.store.append_rows(STAGE, rows)
 
 
-def _judge_item(item: tuple, cfg: PlausibilitySettings, reference: ReferenceEnvironments) -> PlausibilityRow:
-    """:func:`judge` of one (id, structure, hull) in a host worker; a failure is that candidate's error row."""
-    cid, structure, hull = item
+def _judge_item(item: tuple, cfg: PlausibilitySettings) -> PlausibilityRow:
+    """:func:`judge` of one (id, structure, hull, reference environments of its system) in a host worker; a failure
+    is that candidate's error row."""
+    cid, structure, hull, reference = item
     try:
         return judge(cid, structure, cfg, reference, hull)
     except Exception as exc:  # noqa: BLE001 - one odd structure must not stop the run

@@ -196,3 +196,19 @@ def test_quick_bv_analyzer_gives_pymatgens_valences():
             assert ours == valences(BVAnalyzer(max_permutations=cap), s), (s.composition, cap)
             truncated += cap == 2 and ours != valences(QuickBVAnalyzer(), s)
     assert truncated, "no structure's search was cut off by max_permutations=2: the cap path is untested"
+
+
+def test_a_candidate_is_judged_against_the_references_of_its_own_system():
+    """The coordination filter takes the reference phases within the candidate's own chemical system, so its
+    verdict depends neither on the other candidates of the run nor on the shard: a Li–F candidate is judged on the
+    Li–F phases alone, also in a run that holds the O, Cl, Y, Mg and S phases, with other Li environments."""
+    from engine.stability.plausibility import environments_by_system
+
+    phases = {p.id: p.build() for p in BUILTIN if len(p.elements) > 1 and p.elements <= ELEMENTS}
+    li_f = frozenset({"Li", "F"})
+    own = {i: s for i, s in phases.items() if {el.symbol for el in s.composition.elements} <= li_f}
+    assert own and len(own) < len(phases)
+    alone = environments_by_system(own, [li_f])[li_f]
+    crowded = environments_by_system(phases, [li_f, frozenset(ELEMENTS)])
+    assert crowded[li_f] == alone
+    assert crowded[frozenset(ELEMENTS)] == reference_environments(phases) != alone
