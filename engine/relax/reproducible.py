@@ -35,11 +35,12 @@ def matrix_exp_batched(a: torch.Tensor) -> torch.Tensor:
 def batch_independent_cell_filter():
     """While inside, ``torch.matrix_exp`` is :func:`matrix_exp_batched` (re-entrant; one thread at a time)."""
     with _LOCK:
-        if torch.matrix_exp is matrix_exp_batched:  # already inside
+        saved = torch.matrix_exp
+        if saved is matrix_exp_batched:  # already inside
             yield
             return
         torch.matrix_exp = matrix_exp_batched
         try:
             yield
         finally:
-            torch.matrix_exp = _TORCH_MATRIX_EXP
+            torch.matrix_exp = saved

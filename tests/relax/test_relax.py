@@ -111,3 +111,21 @@ def test_structures_relax_bit_for_bit_as_alone_whatever_joins_their_batch():
     assert relaxed(range(len(structures)), 16) == alone
     capped = relaxed(range(len(structures)), 16, max_steps=min(counts) + 5)
     assert max(n for n, *_ in capped.values()) <= min(counts) + 5
+
+
+def test_a_lone_cell_is_exponentiated_as_in_a_batch_and_torch_is_restored():
+    """torch.matrix_exp takes another Padé path for a batch of one small matrix (a cell's log-deformation); inside
+    the relax's context a lone matrix gets its batched result bit for bit, nested contexts are harmless, and torch's
+    own function comes back after."""
+
+    from engine.relax.reproducible import batch_independent_cell_filter
+
+    a = 0.05 * torch.randn(5, 3, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    batched, original = torch.matrix_exp(a), torch.matrix_exp
+    assert not torch.equal(torch.cat([torch.matrix_exp(a[i:i + 1]) for i in range(5)]), batched)
+    with batch_independent_cell_filter():
+        with batch_independent_cell_filter():
+            alone = torch.cat([torch.matrix_exp(a[i:i + 1]) for i in range(5)])
+        assert torch.matrix_exp is not original
+    assert torch.matrix_exp is original
+    assert torch.equal(alone, batched)
