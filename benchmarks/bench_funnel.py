@@ -88,14 +88,20 @@ class ModelClock:
         return tuple(timed(s) for s in stages)
 
 
-def chemical_systems(n: int, per_system: int, max_atoms: int, seed: int = 0) -> list[list[str]]:
-    """Enough drawn Li ternaries with a charge-balanced composition within ``max_atoms`` for ``n`` candidates."""
+def chemical_systems(n: int, per_system: int, max_atoms: int, seed: int = 0) -> tuple[list[list[str]], int]:
+    """Enough drawn Li ternaries with a charge-balanced composition within ``max_atoms`` for ``n`` candidates, and the
+    candidates per system: ``per_system``, raised when all 820 Li-X-Y systems of the allowed elements hold too few
+    usable ones (501 within 24 atoms: 10^4 candidates take 20 per system)."""
     need = math.ceil(n / per_system)
     drawn = draw_chemical_systems(["Li"], SEED_ALLOWED_ELEMENTS, min(4 * need + 20, 820), seed)
     usable = [s for s in drawn if charge_balanced_compositions(s, max_atoms)]
+    if len(usable) < need and len(drawn) == 820:
+        per_system = math.ceil(n / len(usable))
+        need = math.ceil(n / per_system)
+        print(f"only {len(usable)} usable systems within {max_atoms} atoms: {per_system} candidates per system")
     if len(usable) < need:
         raise SystemExit(f"only {len(usable)} usable systems for {need} wanted; lower --n or raise --per-system")
-    return usable[:need]
+    return usable[:need], per_system
 
 
 def screen(overrides: list[str], clock: ModelClock) -> dict[str, float]:
@@ -176,16 +182,16 @@ def main() -> None:
     if args.child:
         return child(args.child)
 
-    systems = chemical_systems(args.n, args.per_system, args.max_atoms)
+    systems, per_system = chemical_systems(args.n, args.per_system, args.max_atoms)
     systems_arg = "[" + ",".join("[" + ",".join(s) + "]" for s in systems) + "]"
-    results: dict = {"n_requested": args.n, "systems": len(systems), "per_system": args.per_system,
+    results: dict = {"n_requested": args.n, "systems": len(systems), "per_system": per_system,
                      "max_atoms": args.max_atoms, "model_us_per_atom_step": args.model_us_per_atom_step, "runs": {}}
     with tempfile.TemporaryDirectory() as tmp:
         files = {}
         for workers in args.workers:
             path = Path(tmp) / f"funnel_w{workers}.h5"
             overrides = [*ANALYTIC, "stages=${all_stages:}", "md=smoke", f"candidates.chemical_systems={systems_arg}",
-                         f"candidates.per_system={args.per_system}", f"candidates.max_atoms={args.max_atoms}",
+                         f"candidates.per_system={per_system}", f"candidates.max_atoms={args.max_atoms}",
                          f"workers={workers}", f"device={args.device}", f"output={path}",
                          f"references.cache_dir={tmp}/cache_w{workers}"]
             if args.max_atoms_per_batch:
