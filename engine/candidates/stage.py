@@ -35,7 +35,7 @@ from engine.candidates.sampler import (
     sample_symmetric_crystals,
 )
 from engine.candidates.wyformer import generate_candidates
-from engine.core.rows import NAN, Row, Status
+from engine.core.rows import NAN, Row, Status, short_error
 from engine.core.structures import pack, spacegroup_number
 from kernels.distances import min_interatomic_distance
 
@@ -123,15 +123,26 @@ def shard_systems(systems: list[list[str]], index: int, count: int) -> list[list
     return systems[index::count]
 
 
-def min_distances(structures, device="cpu") -> np.ndarray:
-    """d_min [Å], shape (n_structures,), all evaluated in one batched neighbour-list call."""
+def min_distances(structures, device="cpu", cutoff: float = 4.0) -> np.ndarray:
+    """d_min [Å] (+inf: no pair within ``cutoff``), shape (n_structures,), all evaluated in one batched
+    neighbour-list call; when that call fails (nvalchemiops' neighbour matrix overflows on a very dense cell, which
+    would otherwise stop the run), structure by structure with pymatgen's neighbour list."""
     if not structures:
         return np.zeros(0)
-    state = pack(structures, device=device, dtype=torch.float64)
-    pbc = state.pbc if torch.is_tensor(state.pbc) else torch.tensor([state.pbc] * 3)
-    pbc = pbc.expand(state.n_systems, 3) if pbc.dim() == 1 else pbc
-    d = min_interatomic_distance(state.positions, state.row_vector_cell, pbc, state.system_idx)
-    return d.cpu().numpy()
+    try:
+        state = pack(structures, device=device, dtype=torch.float64)
+        pbc = state.pbc if torch.is_tensor(state.pbc) else torch.tensor([state.pbc] * 3)
+        pbc = pbc.expand(state.n_systems, 3) if pbc.dim() == 1 else pbc
+        d = min_interatomic_distance(state.positions, state.row_vector_cell, pbc, state.system_idx, cutoff)
+        return d.cpu().numpy()
+    except Exception as exc:  # noqa: BLE001 - any structure's failure here must not cost the others their d_min
+        log.warning("batched d_min failed (%s); computing it structure by structure", short_error(exc))
+        return np.array([_min_distance(s, cutoff) for s in structures])
+
+
+def _min_distance(structure: Structure, cutoff: float) -> float:
+    _, _, _, d = structure.get_neighbor_list(cutoff, exclude_self=True)
+    return float(d.min()) if len(d) else float("inf")
 
 
 def input_problem(structure: Structure, limits) -> str:

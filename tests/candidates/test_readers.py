@@ -52,3 +52,19 @@ def test_batched_d_min_matches_pymatgen_and_flags_overlaps(three_structures):
 
     status, reason, _ = validity([Candidate(str(i), "t", s) for i, s in enumerate(structures)], 0.7)
     assert status == ["pass", "pass", "pass", "fail"] and reason[-1].startswith("d_min")
+
+
+def test_a_cell_too_dense_for_the_batched_neighbour_list_costs_no_run(three_structures):
+    """One Li in a 1.6 Å cube (4.1 Å³/atom, 80 neighbours within 4 Å) overflows nvalchemiops' neighbour matrix in
+    the batched call; d_min then comes structure by structure from pymatgen, the same numbers for the others."""
+    from pymatgen.core import Lattice, Structure
+
+    from engine.candidates.readers import Candidate
+
+    dense = Structure(Lattice.cubic(1.6), ["Li"], [[0, 0, 0]])
+    batched = min_distances(three_structures)
+    d = min_distances([*three_structures, dense])
+    np.testing.assert_allclose(d[:3], batched, rtol=0, atol=1e-10)
+    assert abs(d[3] - 1.6) < 1e-10
+    status, _, _ = validity([Candidate(str(i), "t", s) for i, s in enumerate([*three_structures, dense])], 0.7)
+    assert status == ["pass", "pass", "pass", "pass"]
