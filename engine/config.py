@@ -19,8 +19,11 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from engine.candidates.readers import CandidatesSettings
 from engine.candidates.stage import BuiltinCandidates, FilesCandidates, ShardSettings
 from engine.candidates.wyformer import WyformerCandidates
+from engine.controls import KNOWN as KNOWN_CONTROLS
+from engine.controls import check_names as check_control_names
+from engine.core.settings import REDACTED
 from engine.models import ModelSettings, model_config
-from engine.stages import STAGES, Stage, default_stages
+from engine.stages import STAGES, Stage
 
 BATCHING_KEYS = ("max_atoms_per_batch", "cpu_atoms_per_batch", "init_chunk", "candidates_per_chunk",
                  "frames_per_flush")  # how work is batched, not what it computes: free to change on resume
@@ -32,20 +35,23 @@ class RunSettings:
     """The run's own settings, beside the stages' sections. Only ``model`` defines results: the others may differ
     between the shards of one screen (``shard``, ``output``) or between runs on one file."""
     model: ModelSettings = field(default_factory=ModelSettings)  # the run's uMLIP (relax, references, default)
-    stages: list[str] = field(default_factory=default_stages)  # run in this order (engine.stages)
+    stages: list[str] | None = None  # run in this order (engine.stages); null: every stage the device affords
     shard: ShardSettings = field(default_factory=ShardSettings)  # this process's slice of the candidates
     device: str = "auto"  # auto = cuda when available, else cpu
     threads: int | None = None  # torch CPU threads (null: torch's default)
     workers: int | None = None  # processes for host-side work: sampling, CrystalNN, ... (null: every core)
     output: str = "runs/screen.h5"  # one HDF5 file per run; rerunning the same command resumes it
+    # known materials screened beside the candidates, each against its expected verdicts (engine.controls); [] = none
+    controls: list[str] = field(default_factory=lambda: list(KNOWN_CONTROLS))
 
     def __post_init__(self):
+        check_control_names(self.controls)
         for key in ("threads", "workers"):
             if getattr(self, key) is not None and getattr(self, key) < 1:
                 raise ValueError(f"{key} must be at least 1 (or null), not {getattr(self, key)}")
 
 
-FREE_ON_RESUME = ("stages", "shard", "device", "threads", "workers", "output")
+FREE_ON_RESUME = ("stages", "shard", "device", "threads", "workers", "output", "controls")  # controls: added on resume
 
 
 def stage_sections(stages: tuple[Stage, ...] = STAGES) -> list[tuple[str, type, str]]:
@@ -73,6 +79,28 @@ def frozen_on_resume(stages: tuple[Stage, ...] = STAGES) -> tuple[str, ...]:
     """Config sections that must not change when a run is resumed (or between the shards of one screen): they define
     what is already in the file. Every stage section and the run's model."""
     return ("model", *(name for name, _, _ in stage_sections(stages)))
+
+
+def marked_settings(kind: str, stages: tuple[Stage, ...] = STAGES) -> dict[str, set[str]]:
+    """{section: keys} of the settings declared ``kind`` ("secret" or "local", :mod:`engine.core.settings`)."""
+    out: dict[str, set[str]] = {}
+    for name, tp, _ in stage_sections(stages):
+        keys = {f.name for f in fields(tp) if f.metadata.get(kind)}
+        if tp is CandidatesSettings:
+            keys |= {f.name for src in CANDIDATE_SOURCES.values() for f in fields(src) if f.metadata.get(kind)}
+        if keys:
+            out.setdefault(name, set()).update(keys)
+    return out
+
+
+def stored_config(cfg, stages: tuple[Stage, ...] = STAGES) -> str:
+    """The resolved config as the run file keeps it (YAML): every secret setting that is set reads ``<redacted>``."""
+    data = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    for section, keys in marked_settings("secret", stages).items():
+        for key in keys:
+            if isinstance(data.get(section), dict) and data[section].get(key) is not None:
+                data[section][key] = REDACTED
+    return yaml.safe_dump(data, sort_keys=False)
 
 
 def model_specs(stages: tuple[Stage, ...] = STAGES) -> list[tuple[str, str]]:
@@ -109,7 +137,7 @@ def validated(cfg: DictConfig, stages: tuple[Stage, ...] = STAGES):
     except Exception as exc:  # noqa: BLE001 - omegaconf's and the dataclasses' errors alike
         raise ValueError(one_line(exc)) from None
     names = [s.name for s in stages]
-    unknown = [s for s in typed.stages if s not in names]
+    unknown = [s for s in typed.stages or [] if s not in names]
     if unknown:
         raise ValueError(f"stages: unknown {unknown}; available: {names}")
     check_model_specs(cfg, stages)

@@ -57,7 +57,7 @@ class Run:
         """The stage whose passing candidates ``name`` takes: the last of its feeders configured before it, else
         the first feeder the file already holds, else its last feeder."""
         feeders = stage_feeders(name, tuple(self.stages.values()))
-        stages = list(self.cfg.stages)
+        stages = list(self.cfg.stages or [])
         before = stages[:stages.index(name)] if name in stages else stages
         configured = [s for s in reversed(before) if s in feeders]
         if configured:

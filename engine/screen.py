@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import platform
+import sys
 import time
 from collections import Counter
 from importlib.metadata import PackageNotFoundError, version
@@ -28,14 +29,28 @@ with native_stderr_held() if _AS_COMMAND else contextlib.nullcontext():
     import yaml
     from omegaconf import DictConfig, OmegaConf
 
+    from engine import controls
     from engine.candidates.sampler import CsxError
-    from engine.config import BATCHING_KEYS, frozen_on_resume, one_line, register, validated
+    from engine.config import (
+        BATCHING_KEYS,
+        frozen_on_resume,
+        marked_settings,
+        one_line,
+        register,
+        stored_config,
+        validated,
+    )
+    from engine.controls import control_ids
+    from engine.core.stopping import RunStopped, stop_on_signals
+    from engine.core.workers import shutdown_workers
     from engine.io import report
     from engine.io.store import STATUSES, ResultStore
+    from engine.io.views import RowsExcept
     from engine.models import ModelUnavailableError
+    from engine.models.base import resolve_device
     from engine.references.sources import ReferenceUnavailableError
     from engine.run import Run
-    from engine.stages import STAGES, Stage, by_name
+    from engine.stages import STAGES, Stage, by_name, default_stages
 
 log = logging.getLogger("engine.screen")
 
@@ -55,12 +70,13 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def results_defining(section):
+def results_defining(section, ignored: set[str] = frozenset()):
     """A config section without the settings that only say how work is batched (a run that ran out of memory
-    resumes with smaller batches; one started on a CPU resumes on a GPU)."""
+    resumes with smaller batches; one started on a CPU resumes on a GPU) and without ``ignored`` ones (secrets,
+    paths on this machine)."""
     if not isinstance(section, dict):
         return section
-    return {k: v for k, v in section.items() if k not in BATCHING_KEYS}
+    return {k: v for k, v in section.items() if k not in BATCHING_KEYS and k not in ignored}
 
 
 def check_resumable(store: ResultStore, cfg: DictConfig, table: tuple[Stage, ...] = STAGES) -> None:
@@ -69,7 +85,10 @@ def check_resumable(store: ResultStore, cfg: DictConfig, table: tuple[Stage, ...
         return
     old = yaml.safe_load(stored) or {}
     new = OmegaConf.to_container(cfg, resolve=True)
-    changed = [k for k in frozen_on_resume(table) if k in old and results_defining(old.get(k)) != results_defining(new.get(k))]
+    secret, local = marked_settings("secret", table), marked_settings("local", table)
+    ignored = {k: secret.get(k, set()) | local.get(k, set()) for k in frozen_on_resume(table)}
+    changed = [k for k in frozen_on_resume(table)
+               if k in old and results_defining(old.get(k), ignored[k]) != results_defining(new.get(k), ignored[k])]
     if changed:
         raise SystemExit(f"{store.path} holds a run made with different {', '.join(changed)} settings; "
                          "rerun with those settings to resume it, or choose a new output=...")
@@ -117,12 +136,24 @@ def criteria_tables(store: ResultStore, stages, settings, table: tuple[Stage, ..
     return "\n".join(out)
 
 
+def left_out_line(stages, table: tuple[Stage, ...] = STAGES) -> str:
+    """Which stages of the table this run left out, and how to run them ("" when none)."""
+    left = [s.name for s in table if s.name not in stages]
+    if not left:
+        return ""
+    return (f"\nstages left out: {', '.join(left)} (more than this device affords by default). To run them: a "
+            "GPU, where the default takes them; preset=smoke (every stage, a short MD that checks the chain); "
+            "preset=paper (the reference pipeline's MD); or stages=[...] naming them (the file resumes)")
+
+
 def run(cfg: DictConfig, table: tuple[Stage, ...] = STAGES) -> dict[str, float]:
     """Run the configured stages of ``table`` in order on the configured file; every setting is validated first."""
     try:
         typed = validated(cfg, table)
     except ValueError as exc:
         raise SystemExit(str(exc)) from None
+    if cfg.stages is None:  # every stage the device affords, resolved before anything reads or stores the list
+        cfg.stages = typed.stages = default_stages(table, gpu=resolve_device(cfg.device).type == "cuda")
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
     timings: dict[str, float] = {}
@@ -133,17 +164,28 @@ def run(cfg: DictConfig, table: tuple[Stage, ...] = STAGES) -> dict[str, float]:
     with ResultStore(cfg.output) as store, threadpool_limits(limits=1, user_api="blas"):
         check_stages(stages, store, table)
         check_resumable(store, cfg, table)
-        store.write_metadata(OmegaConf.to_yaml(cfg, resolve=True), package_versions(), {})
+        store.write_metadata(stored_config(cfg, table), package_versions(), {})
         ctx = Run(cfg, store, known)
-        for name in stages:
-            t0 = time.perf_counter()
-            try:
-                known[name].run(ctx)
-            except CONFIG_ERRORS as exc:
-                raise SystemExit(f"stage {name}: {exc}") from None
-            timings[name] = time.perf_counter() - t0
-        print(f"\n{cfg.output}\n" + summary_table(store, stages, timings))
-        print(criteria_tables(store, stages, typed, table))
+        try:
+            with stop_on_signals():
+                for name in stages:
+                    t0 = time.perf_counter()
+                    try:
+                        known[name].run(ctx)
+                    except CONFIG_ERRORS as exc:
+                        raise SystemExit(f"stage {name}: {exc}") from None
+                    timings[name] = time.perf_counter() - t0
+        except RunStopped as stop:
+            print(f"\nstopped by {stop} in stage {name}: {cfg.output} holds every row finished before it; rerun the "
+                  f"same command to resume (exit status {stop.exit_status})", file=sys.stderr, flush=True)
+            raise SystemExit(stop.exit_status) from None
+        finally:
+            shutdown_workers()  # on every way out: no worker outlives its run
+        counted = RowsExcept(store, control_ids(store))  # the controls are not candidates: counted apart
+        print(f"\n{cfg.output}\n" + summary_table(counted, stages, timings))
+        print(criteria_tables(counted, stages, typed, table))
+        print("\n".join(["", *controls.summary_lines(controls.outcomes(store, table))]))
+        print(left_out_line(stages, table))
     try:
         paths = report.write_report(cfg.output)
         print(f"\nreport: {paths['report']} (+ funnel.png, transport.png, windows.png)")
@@ -176,7 +218,6 @@ def composition_error_line(exc: BaseException) -> str:
 
 if __name__ == "__main__":
     import os
-    import sys
 
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException

@@ -45,13 +45,14 @@ class Stage:
     structures: str | None  # group its input structures come from (the stage that wrote them)
     conf: str = "default"  # its default option in conf/<name>/ (a file there, or "schema": the dataclass's defaults)
     gate: bool = True  # its passing rows are candidates later stages may take (False: it writes other rows)
-    default: bool = True  # in the default stage list
+    default: bool | str = True  # in the default stage list ("gpu": in it where the run has a GPU)
     requires: tuple[str, ...] = ()  # stages that must have run before it (in this run or on the file)
     sections: tuple[tuple[str, type, str], ...] = ()  # further config sections it owns (name, dataclass, option)
     criteria: Callable | None = None  # (store, config) -> (title, [(criterion, candidates passing)])
     funnel: Callable | None = None  # (store, config) -> [(criterion, ids passing or None = its pass rows, note)]
     coating: Coating | None = field(default=None)  # its columns in the report's coating tables
     plot: tuple[str, Callable] | None = None  # (file stem, (store, config, path) -> None): its plot in the report
+    per_candidate: bool = True  # writes one row per candidate it takes (False: rows of something else)
 
 
 STAGES: tuple[Stage, ...] = (
@@ -63,7 +64,7 @@ STAGES: tuple[Stage, ...] = (
           funnel=novelty.funnel),
     Stage("relax", relax.run_stage, relax.RelaxRow, RelaxSettings, "candidates", funnel=relax.funnel),
     Stage("references", references.run_stage, references.ReferenceRow, ReferencesSettings, "relax", conf="builtin",
-          gate=False),
+          gate=False, per_candidate=False),
     Stage("relaxed_novelty", relaxed_novelty.run_stage, relaxed_novelty.NoveltyRow,
           relaxed_novelty.RelaxedNoveltySettings, "relax", funnel=relaxed_novelty.funnel),
     Stage("thermo", thermo.run_stage, thermo.ThermoRow, thermo.ThermoSettings, "relax", requires=("references",),
@@ -78,7 +79,7 @@ STAGES: tuple[Stage, ...] = (
           coating=phonons.coating_columns),
     Stage("pes", pes.run_stage, pes.PesRow, pes.PesSettings, "relax", conf="quick", criteria=pes.criteria_counts,
           funnel=pes.funnel, coating=pes.coating_columns),
-    Stage("md", md.run_stage, md.MdRow, MdSettings, "relax", conf="paper", default=False, criteria=md.criteria_counts,
+    Stage("md", md.run_stage, md.MdRow, MdSettings, "relax", conf="paper", default="gpu", criteria=md.criteria_counts,
           funnel=md.funnel, coating=md.coating_columns),
 )
 
@@ -90,8 +91,9 @@ def by_name(stages: tuple[Stage, ...] = STAGES) -> dict[str, Stage]:
 BY_NAME = by_name()
 
 
-def default_stages(stages: tuple[Stage, ...] = STAGES) -> list[str]:
-    return [s.name for s in stages if s.default]
+def default_stages(stages: tuple[Stage, ...] = STAGES, gpu: bool = False) -> list[str]:
+    """The stages a run takes when none are given: every stage the device affords (md's MD only on a GPU)."""
+    return [s.name for s in stages if s.default is True or (gpu and s.default == "gpu")]
 
 
 def feeders(name: str, stages: tuple[Stage, ...] = STAGES) -> tuple[str, ...]:

@@ -138,27 +138,32 @@ def orbits(shape: tuple[int, int, int], rotations: np.ndarray, translations: np.
 
 
 def points_near_atoms(lattice: np.ndarray, atom_frac: np.ndarray, point_frac: np.ndarray,
-                      radius: float) -> np.ndarray:
-    """True for every point closer than ``radius`` [Å] to some atom, periodic images included."""
-    if radius <= 0 or len(point_frac) == 0 or len(atom_frac) == 0:
+                      radius: float | np.ndarray) -> np.ndarray:
+    """True for every point closer than ``radius`` [Å] to some atom (one radius, or one per atom), periodic images
+    included."""
+    radii = np.broadcast_to(np.asarray(radius, dtype=float), (len(atom_frac),))
+    if len(point_frac) == 0 or len(atom_frac) == 0 or radii.max() <= 0:
         return np.zeros(len(point_frac), dtype=bool)
     from pymatgen.optimization.neighbors import find_points_in_spheres
 
     lattice = np.ascontiguousarray(lattice, dtype=float)
     atoms_cart = np.ascontiguousarray(np.asarray(atom_frac) @ lattice, dtype=float)
     points_cart = np.ascontiguousarray(np.asarray(point_frac) @ lattice, dtype=float)
-    centers, _, _, _ = find_points_in_spheres(atoms_cart, points_cart, r=float(radius),
-                                              pbc=np.array([1, 1, 1], dtype=np.int64), lattice=lattice, tol=1e-8)
+    centers, atoms, _, distances = find_points_in_spheres(
+        atoms_cart, points_cart, r=float(radii.max()), pbc=np.array([1, 1, 1], dtype=np.int64), lattice=lattice,
+        tol=1e-8)
+    inside = np.asarray(distances) < radii[np.asarray(atoms, dtype=np.int64)]
     near = np.zeros(len(point_frac), dtype=bool)
-    near[np.asarray(centers, dtype=np.int64)] = True
+    near[np.asarray(centers, dtype=np.int64)[inside]] = True
     return near
 
 
 def probe_grid(lattice: np.ndarray, frac_coords: np.ndarray, numbers: np.ndarray, spacing: float = 0.25,
-               exclusion_radius: float = 1.2, use_symmetry: bool = True, symprec: float = 1e-3,
+               exclusion_radius: float | np.ndarray = 1.2, use_symmetry: bool = True, symprec: float = 1e-3,
                shape: tuple[int, int, int] | None = None, origin: np.ndarray | None = None) -> ProbeGrid:
     """Probe grid over a frozen structure (lattice rows in Å, fractional atom coordinates, atomic numbers):
-    spacing at most ``spacing`` [Å], points within ``exclusion_radius`` [Å] of an atom excluded, and (optionally)
+    spacing at most ``spacing`` [Å], points within ``exclusion_radius`` [Å] (one, or one per atom) of an atom
+    excluded, and (optionally)
     one point per orbit of the structure's space group. ``shape`` and ``origin`` force the grid (e.g. to compare a
     reduced and a full grid point by point)."""
     if use_symmetry:

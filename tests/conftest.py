@@ -42,3 +42,9 @@ def make_three_structures() -> list[Structure]:
     return [rattled(lif.get_primitive_structure(), [0.02, -0.01, 0.015], 0.05, 1),
             rattled(li2o.get_primitive_structure(), [-0.01, 0.02, 0.0], 0.05, 2),
             rattled(li2alcl5, [0.01, 0.0, -0.02], 0.03, 3)]
+
+
+def without_controls(overrides) -> list[str]:
+    """``overrides`` with ``controls=[]`` unless they set the controls: a test about something else screens only its
+    own candidates (the controls have their own tests, tests/test_controls.py)."""
+    return list(overrides) if any(o.startswith("controls=") for o in overrides) else ["controls=[]", *overrides]

@@ -39,6 +39,7 @@ def test_the_composed_default_config_is_the_schema_plus_the_yaml_differences():
     from hydra import compose, initialize_config_dir
 
     from engine.config import register
+    from engine.stages import default_stages
 
     register()
     with initialize_config_dir(str(ROOT / "conf"), version_base=None):
@@ -49,8 +50,11 @@ def test_the_composed_default_config_is_the_schema_plus_the_yaml_differences():
     assert isinstance(pes, PesSettings) and pes.spacing == 0.5 and pes.short_circuit  # pes=quick
     assert pes.xi_min == PesSettings().xi_min  # the rest from the schema
     assert cfg.references.partners == ["Li10GeP2S12", "LiCoO2"]  # interpolated from thermo
-    assert list(cfg.stages) == ["candidates", "bandgap", "novelty", "relax", "references", "relaxed_novelty", "thermo",
-                                "committee", "plausibility", "phonons", "pes"]
+    assert cfg.stages is None  # every stage the device affords (engine.stages.default_stages)
+    assert default_stages() == ["candidates", "bandgap", "novelty", "relax", "references", "relaxed_novelty",
+                                "thermo", "committee", "plausibility", "phonons", "pes"]
+    assert default_stages(gpu=True)[-1] == "md"
+    assert list(cfg.controls) == ["Li3YCl6", "LiF"] and cfg.criteria.name == "seed"
     assert smoke.md.production_ps == 0.2 and smoke.md.model is None and smoke.candidates.per_system == 1
 
     typed = from_stored(OmegaConf.to_yaml(cfg, resolve=True))

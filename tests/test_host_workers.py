@@ -8,7 +8,7 @@ import pytest
 from engine.io.compare import compare_groups
 from engine.io.store import ResultStore
 from engine.references import stage as references_stage
-from tests.conftest import ROOT
+from tests.conftest import ROOT, without_controls
 
 SYSTEMS = "[[Li,Mg,Cl],[Li,Al,F],[Li,Y,Cl],[Li,Zr,Cl]]"
 
@@ -19,7 +19,7 @@ def screen(overrides: list[str]):
     from engine.screen import run
 
     with initialize_config_dir(str(ROOT / "conf"), version_base=None):
-        return run(compose("screen", overrides=overrides))
+        return run(compose("screen", overrides=without_controls(overrides)))
 
 
 def overrides(tmp_path, workers: int) -> list[str]:

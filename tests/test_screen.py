@@ -11,7 +11,7 @@ import numpy as np
 from pymatgen.core import Composition, Lattice, Structure
 
 from engine.io.store import ResultStore
-from tests.conftest import ROOT, rattled
+from tests.conftest import ROOT, rattled, without_controls
 
 SPINE = ("stages=[candidates,relax,references,thermo,plausibility,phonons,pes]",
          "references.prototypes=false")  # the pipeline here; prototype completion: test_prototypes.py
@@ -22,7 +22,7 @@ SMALL = ["stages=[candidates,relax]", "candidates.chemical_systems=[[Li,Al,F],[L
 
 
 def screen(*overrides, timeout=600, wait=True):
-    cmd = [sys.executable, "-m", "engine.screen", *overrides]
+    cmd = [sys.executable, "-m", "engine.screen", *without_controls(overrides)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     if not wait:
         return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -107,7 +107,7 @@ def test_bad_inputs_are_recorded_and_the_rest_relaxed(tmp_path):
     assert "Li-transport criteria (probe grids)" in stdout
 
 
-def test_sigkill_mid_relaxation_then_rerun_resumes_without_redoing_work(tmp_path):
+def test_sigkill_or_sigterm_mid_relaxation_then_rerun_resumes_without_redoing_work(tmp_path):
     reference = tmp_path / "reference.h5"
     screen(*SMALL, f"output={reference}")
     ref_energy, ref_status = relax_rows(reference)
@@ -142,3 +142,29 @@ def test_sigkill_mid_relaxation_then_rerun_resumes_without_redoing_work(tmp_path
     for cid, e in ref_energy.items():  # and the resumed run agrees with the uninterrupted one
         assert abs(energy[cid] - e) < 2e-3, (cid, energy[cid], e)
     assert sorted(status) == sorted(ref_status)
+
+    # SIGTERM (scancel, a time limit, a preemption): a clean stop between two commits, status 143, then the resume
+    stopped = tmp_path / "stopped.h5"
+    proc = screen(*SMALL, f"output={stopped}", wait=False)
+    signalled, deadline = None, time.time() + 600
+    while time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+        try:
+            with h5py.File(stopped, "r") as h5:
+                n = h5["relax"].attrs.get("rows", 0) if "relax" in h5 else 0
+        except (OSError, KeyError):
+            continue
+        if n >= 1:
+            os.kill(proc.pid, signal.SIGTERM)
+            signalled = time.time()
+            break
+    out = proc.communicate(timeout=60)[0].decode()
+    assert signalled and time.time() - signalled < 30
+    assert proc.returncode == 143, out[-2000:]
+    assert "stopped by SIGTERM in stage relax" in out and "rerun the same command to resume" in out
+    kept, _ = relax_rows(stopped)
+    assert 1 <= len(kept) < 4
+    screen(*SMALL, f"output={stopped}")
+    energy, status = relax_rows(stopped)
+    assert sorted(energy) == sorted(ref_energy) and all(energy[c] == e for c, e in kept.items())
+    assert all(abs(energy[c] - e) < 2e-3 for c, e in ref_energy.items()) and sorted(status) == sorted(ref_status)

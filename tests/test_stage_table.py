@@ -10,8 +10,7 @@ import pytest
 
 from engine.config import frozen_on_resume, model_specs, schema
 from engine.stages import STAGES, Stage, default_stages, feeders
-
-from tests.conftest import ROOT
+from tests.conftest import ROOT, without_controls
 from tests.test_shards import candidate_folder
 
 TOY_MODULE = '''"""A toy stage: passes the candidates with at most ``max_atoms`` atoms in their relaxed cell."""
@@ -100,7 +99,7 @@ def engine_copy(tmp_path):
 
 
 def screen_in(root, *args):
-    return subprocess.run([sys.executable, "-m", "engine.screen", *args], cwd=root, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "engine.screen", *without_controls(args)], cwd=root, capture_output=True, text=True,
                           timeout=600, env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"})
 
 

@@ -35,6 +35,7 @@ from engine.candidates.sampler import (
     sample_symmetric_crystals,
 )
 from engine.candidates.wyformer import generate_candidates
+from engine.controls import PREFIX, control_structures
 from engine.core.rows import NAN, Row, Status, short_error
 from engine.core.structures import pack, spacegroup_number
 from kernels.distances import min_interatomic_distance
@@ -94,6 +95,7 @@ class CandidateRow(Row):
     natoms: int = 0
     d_min: float = NAN  # Å, shortest interatomic distance with periodic images
     structure: Structure | None = None  # as read or generated
+    control: str = ""  # a control's role (positive, negative; engine.controls), "" for a candidate
 
 
 def load_candidates(cfg, device="cpu", shard=None, workers: int = 1, progress=None) -> list[Candidate]:
@@ -192,10 +194,32 @@ def validity(candidates: list[Candidate], min_distance: float, device="cpu",
 
 
 def run_stage(run) -> None:
-    """Write every candidate (readable or not) with its validity verdict; a rerun keeps what is there."""
+    """Write every candidate (readable or not) with its validity verdict, then the controls (shard 0 holds them); a
+    rerun keeps what is there and adds the controls it lacks."""
     if run.store.has("candidates"):
         log.info("candidates already in %s; resuming", run.store.path)
+    else:
+        _write_candidates(run)
+    if int(run.cfg.shard.index) == 0:
+        done = run.store.done_ids("candidates")
+        _write_controls(run, [n for n in run.cfg.get("controls", []) if PREFIX + n not in done])
+
+
+def _write_controls(run, names) -> None:
+    """The controls as candidate rows (engine.controls): their built structures, validated like any candidate."""
+    if not names:
         return
+    built = control_structures(names)
+    cands = [Candidate(c.id, f"control: {c.phase}", s) for c, s in built]
+    status, reason, d_min = validity(cands, float(run.cfg.candidates.min_distance), run.device)
+    run.store.append_rows("candidates", [
+        CandidateRow(cand.id, st, why, source=cand.source, formula=cand.structure.composition.reduced_formula,
+                     spacegroup=spacegroup_number(cand.structure), natoms=len(cand.structure), d_min=float(d),
+                     structure=cand.structure, control=c.role)
+        for (c, _), cand, st, why, d in zip(built, cands, status, reason, d_min)])
+
+
+def _write_candidates(run) -> None:
     cfg, shard = run.cfg.candidates, run.cfg.shard
     sampled_by_shard = cfg.source == "builtin" and shard.count > 1
     sampling = run.progress("sampling", None, unit="candidate") if cfg.source == "builtin" else contextlib.nullcontext()

@@ -45,6 +45,32 @@ def worker_count(setting: int | None) -> int:
     return max(1, available_cores() if setting is None else int(setting))
 
 
+def die_with_parent(parent: int, interval_s: float = 0.5) -> None:
+    """A host worker's initializer: a daemon thread that ends the worker as soon as its run's process is gone (the
+    worker is then re-parented). Without it a run killed by SIGKILL leaves its workers idle until loky's timeout,
+    holding the run's stdout and stderr open. A watch rather than Linux's parent-death signal, which fires when the
+    *thread* that started the worker ends, and loky starts workers from whichever thread submits or respawns."""
+    import threading
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(interval_s)
+        os._exit(1)
+
+    if os.getppid() != parent:
+        os._exit(1)
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
+
+
+def shutdown_workers() -> None:
+    """Stop this process's host workers now, if it has any (every exit path of a run)."""
+    from joblib.externals.loky import reusable_executor
+
+    executor = reusable_executor._executor
+    if executor is not None:
+        executor.shutdown(wait=True, kill_workers=True)
+
+
 def _caught(fn: Callable, item):
     try:
         return fn(item)
@@ -68,7 +94,8 @@ def map_isolated(fn: Callable, items: Iterable, workers: int = 1, progress: Call
     from joblib.externals.loky import get_reusable_executor
 
     def submit_all(indices, max_workers):
-        executor = get_reusable_executor(max_workers=max_workers, timeout=300, env=WORKER_ENV)
+        executor = get_reusable_executor(max_workers=max_workers, timeout=300, env=WORKER_ENV,
+                                         initializer=die_with_parent, initargs=(os.getpid(),))
         return [(i, executor.submit(_caught, fn, items[i])) for i in indices]
 
     out: list = [None] * len(items)

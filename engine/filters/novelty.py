@@ -8,7 +8,8 @@ spglib at symprec 0.1 Å; known structures are keyed the same way); one dictiona
 to the handful worth matching, which keeps the cost linear in the number of candidates.
 
 Candidates are taken in input order: the first of a group of equivalent structures is kept as unique, the others
-fail with "duplicate of <id>". A candidate that matches a known structure fails with "known: <name>".
+fail with "duplicate of <id>". A candidate that matches a known structure fails with "known: <name>". The run's
+controls (:mod:`engine.controls`) are exempt: they pass, and take no part in the matching.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from engine.controls import control_ids, exempt_from_novelty
 from engine.filters.matching import (  # noqa: F401 - the stage's row and matcher, importable from here too
     Key,
     KnownStructures,
@@ -47,10 +49,11 @@ def run_stage(run) -> None:
     done = run.store.done_ids("novelty")
     passed = set(run.passed_input("novelty"))
     order = run.store.ids("candidates")
-    todo = [i for i in order if i in passed and i not in done]
+    todo = exempt_from_novelty(run, "novelty", [i for i in order if i in passed and i not in done], NoveltyRow)
     if not todo:
         return
-    all_ids = [i for i in order if i in passed]
+    controls = control_ids(run.store)
+    all_ids = [i for i in order if i in passed and i not in controls]
     structures = run.input_structures("novelty", all_ids)
     formula = run.store.column_by_id("candidates", "formula")
     spacegroup = run.store.column_by_id("candidates", "spacegroup")

@@ -6,7 +6,7 @@ al., Comput. Mater. Sci. 68, 314 (2013); ``engine.filters.matching``) within eac
 relaxation may change the space group, so it is not part of the key): among relaxed candidates, in the relax
 stage's row order, and against the relaxed reference phases of the run file (the source's structures when the
 file has none) and the ``relaxed_novelty.known_structures`` files. A candidate that matches fails with "duplicate of <id>"
-or "known: <name>" before thermodynamics.
+or "known: <name>" before thermodynamics. The run's controls (:mod:`engine.controls`) are exempt.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from pymatgen.core import Structure
 
+from engine.controls import control_ids, exempt_from_novelty
 from engine.filters.matching import KnownStructures, NoveltyRow, UniqueSet, classify, known_structures, make_matcher
 
 log = logging.getLogger(__name__)
@@ -47,8 +48,9 @@ def relaxed_references(run) -> list[tuple[str, Structure]] | None:
 def run_stage(run) -> None:
     cfg = run.cfg.relaxed_novelty
     done = run.store.done_ids(STAGE)
-    order = run.passed_input(STAGE)
-    todo = [i for i in order if i not in done]
+    controls = control_ids(run.store)
+    order = [i for i in run.passed_input(STAGE) if i not in controls]
+    todo = exempt_from_novelty(run, STAGE, [i for i in run.passed_input(STAGE) if i not in done], NoveltyRow)
     if not todo:
         return
     structures = run.input_structures(STAGE, order)

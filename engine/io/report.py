@@ -26,11 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
+from engine import controls
 from engine.config import ScreenConfig, from_stored
 from engine.core.structures import spacegroup_number
 from engine.filters.bandgap import committee_of
 from engine.io.merge import merge
 from engine.io.store import ResultStore
+from engine.io.views import RowsExcept
 from engine.md.protocol import MdSettings
 from engine.stages import STAGES
 from engine.thermo.criteria import CoatingCriteria
@@ -53,7 +55,7 @@ def funnel(store: ResultStore, cfg: ScreenConfig) -> list[FunnelStep]:
         if stage.funnel is None:
             continue
         if not store.has(stage.name):
-            if stage.name in cfg.stages:
+            if stage.name in (cfg.stages or []):
                 steps += [FunnelStep(label, None, "stage not run") for label, _, _ in stage.funnel(store, cfg)]
             continue
         for label, passed, note in stage.funnel(store, cfg):
@@ -129,9 +131,14 @@ def bandgap_lines(store: ResultStore) -> list[str]:
 
 
 def markdown(store: ResultStore, steps: list[FunnelStep], anode: list[dict], cathode: list[dict],
-             below: list[dict] | None = None, later: list[str] | None = None) -> str:
-    """The report's text; ``later``: the headers of the later stages' coating columns (:func:`later_columns`)."""
+             below: list[dict] | None = None, later: list[str] | None = None,
+             criteria: CoatingCriteria | None = None, control_lines: list[str] = ()) -> str:
+    """The report's text; ``later``: the headers of the later stages' coating columns (:func:`later_columns`);
+    ``criteria``: the set that judged the coating tables; ``control_lines``: the Controls section."""
     later = [head for head, _ in later_columns(store)] if later is None else later
+    judged = (f"Judged by `criteria={criteria.name}`: E_hull < {criteria.e_hull_max} eV/atom, AC E_red < "
+              f"{criteria.ac_e_red_max} V, CC E_ox > {criteria.cc_e_ox_min} V, E_rxn > {criteria.e_rxn_min} "
+              "eV/atom." if criteria is not None else "")
     lines = [f"# Screening report: {store.path.name}", "", "## Funnel", "",
              "| criterion | candidates passing |", "|---|---:|"]
     lines += [f"| {s.criterion} | {'–' if s.passed is None else s.passed}{f' ({s.note})' if s.note else ''} |"
@@ -142,7 +149,8 @@ def markdown(store: ResultStore, steps: list[FunnelStep], anode: list[dict], cat
         rxn_heads = [{"e_rxn_electrolyte": "E_rxn electrolyte (eV/atom)", "e_rxn_cathode": "E_rxn cathode (eV/atom)"}[k]
                      for k in rxn]
         heads = ["id", "formula", "SG", "E_hull (eV/atom)", "E_red (V)", "E_ox (V)", *rxn_heads, *later]
-        lines += ["", f"## {title}", "", "| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
+        lines += ["", f"## {title}", "", *([judged, ""] if judged else []), "| " + " | ".join(heads) + " |",
+                  "|" + "---|" * len(heads)]
         if not rows:
             lines.append("| none |" + " |" * (len(heads) - 1))
         for r in rows:
@@ -158,6 +166,7 @@ def markdown(store: ResultStore, steps: list[FunnelStep], anode: list[dict], cat
                   "|---|---|---|---|---|"]
         lines += [f"| {r['id']} | {r['formula']} | {_num(r['e_hull'], '.3f')} | {r['decomposition']} | "
                   f"{r['hull_lacks'] or '–'} |" for r in below]
+    lines += list(control_lines)
     return "\n".join(lines) + "\n"
 
 
@@ -224,7 +233,7 @@ def plot_transport(store: ResultStore, settings: MdSettings, path: Path) -> None
         ids = store.ids("md")
         sigma, d_fw = store.column("md", "sigma"), store.column("md", "d_framework")
         status = store.column("md", "status")
-        formula = store.column_by_id("candidates", "formula")
+        formula = controls.formulas(store)
         floor = 1e-6 * d_max
         for ok, colour, label in ((True, "tab:green", "pass"), (False, "tab:red", "fail / error")):
             sel = (status == "pass") == ok
@@ -256,7 +265,7 @@ def plot_windows(store: ResultStore, crit: CoatingCriteria, path: Path, max_rows
     plt = _pyplot()
     rows = []
     if store.has("thermo"):
-        formula = store.column_by_id("candidates", "formula")
+        formula = controls.formulas(store)
         cols = {k: store.column("thermo", k) for k in ("e_red", "e_ox", "e_hull", "anode_coating", "cathode_coating")}
         for i, cid in enumerate(store.ids("thermo")):
             if np.isfinite(cols["e_red"][i]) and np.isfinite(cols["e_ox"][i]):
@@ -295,19 +304,21 @@ def write_report(h5_path: str | Path, out_dir: str | Path | None = None) -> dict
     h5_path = Path(h5_path)
     out = Path(out_dir) if out_dir else h5_path.with_name(h5_path.stem + "_report")
     out.mkdir(parents=True, exist_ok=True)
-    with ResultStore(h5_path, "r") as store:
-        cfg = from_stored(store.metadata()["config"])
+    with ResultStore(h5_path, "r") as whole:
+        cfg = from_stored(whole.metadata()["config"])
+        store = RowsExcept(whole, controls.control_ids(whole))  # the controls have a table of their own
         steps = funnel(store, cfg)
         columns = later_columns(store)
         anode, cathode = coating_rows(store, "anode", columns), coating_rows(store, "cathode", columns)
         paths = {"report": out / "report.md", "funnel": out / "funnel.png", "bandgap": out / "bandgap.png",
                  "transport": out / "transport.png", "windows": out / "windows.png"}
         paths["report"].write_text(markdown(store, steps, anode, cathode, below_hull_rows(store),
-                                                  [head for head, _ in columns]))
+                                            [head for head, _ in columns], cfg.criteria,
+                                            controls.markdown_lines(controls.outcomes(whole, STAGES))))
         plot_funnel(steps, paths["funnel"])
         plot_bandgap(store, float(cfg.bandgap.threshold), paths["bandgap"])
-        plot_transport(store, cfg.md, paths["transport"])
-        plot_windows(store, cfg.criteria, paths["windows"])
+        plot_transport(whole, cfg.md, paths["transport"])
+        plot_windows(whole, cfg.criteria, paths["windows"])
         for stage in STAGES:
             if stage.plot is not None and store.has(stage.name):
                 stem, draw = stage.plot

@@ -39,6 +39,7 @@ from pymatgen.core import Structure
 
 from engine.core.crystals import Crystal, Crystals
 from engine.core.rows import Row, Status
+from engine.core.stopping import deferred
 from engine.io.columns import as_array, is_structure_type, pack_structures, row_columns, typed_column
 
 log = logging.getLogger(__name__)
@@ -164,24 +165,23 @@ class ResultStore:
                structures: Sequence[Structure | Crystal | None] | None = None) -> None:
         """Append finished rows to ``group_name`` and flush. ``structures`` (optional) aligns with ``ids``;
         a row without a structure (e.g. an error) is given an empty one."""
-        bad = set(status) - set(STATUSES)
-        if bad:
+        if bad := set(status) - set(STATUSES):
             raise ValueError(f"unknown status {bad}; use one of {STATUSES}")
-        group = self.h5.require_group(group_name)
-        start = self._rows(group)
-        group.attrs["rows"] = start  # a new group: no row is committed before the commit below
-        self.h5.attrs[WRITING] = group_name
-        self.h5.flush()
-        cols = {"id": list(ids), "status": list(status), "reason": list(reason)}
-        for k, v in (columns or {}).items():
-            cols[k] = as_array(v)
-        self._write_columns(group, cols, start)
-        if structures is not None:
-            self._write_ragged(group, structures, start)
-        self.h5.flush()
-        group.attrs["rows"] = start + len(ids)  # the commit
-        self.h5.attrs[WRITING] = ""
-        self.h5.flush()
+        with deferred():  # a stop signal waits for the commit
+            group = self.h5.require_group(group_name)
+            start = self._rows(group)
+            group.attrs["rows"] = start  # a new group: no row is committed before the commit below
+            self.h5.attrs[WRITING] = group_name
+            self.h5.flush()
+            cols = {"id": list(ids), "status": list(status), "reason": list(reason),
+                    **{k: as_array(v) for k, v in (columns or {}).items()}}
+            self._write_columns(group, cols, start)
+            if structures is not None:
+                self._write_ragged(group, structures, start)
+            self.h5.flush()
+            group.attrs["rows"] = start + len(ids)  # the commit
+            self.h5.attrs[WRITING] = ""
+            self.h5.flush()
 
     def append_rows(self, group_name: str, rows: Sequence[Row]) -> None:
         """Append typed rows (all of one dataclass) to ``group_name`` and flush; a ``Structure | None`` field goes

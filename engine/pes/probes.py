@@ -118,8 +118,8 @@ def job_of_host(cid: str, host: Structure, approach: str, settings, grid: ProbeG
         grid = host_grid(host_arrays_of(host), settings)
     reps = width_supercell(host.lattice.matrix, float(getattr(settings, "min_probe_width", 0.0) or 0.0))
     job = ProbeJob(cid, approach, host, grid, cell_host=host * reps if reps != (1, 1, 1) else None)
-    if grid.n_evaluated == 0:
-        job.error = f"{approach}: every grid point within {settings.exclusion_radius} Å of an atom"
+    if grid.n_evaluated == 0:  # no room for a Li anywhere: a map of +inf, no model call (Ξ 0, no percolation)
+        job.energies = np.zeros(0)
     return job
 
 
@@ -207,7 +207,7 @@ def evaluate_jobs(jobs: Sequence[ProbeJob], loaded: LoadedModel, max_atoms: int 
         lacks = not job.error and loaded.lacks([*job.host.atomic_numbers, LI])
         if lacks:
             job.error = f"{job.approach}: {lacks}"
-    live = [j for j in jobs if not j.error]
+    live = [j for j in jobs if not j.error and j.grid.n_evaluated]
     if not live:
         return max_atoms if isinstance(max_atoms, AtomBudget) else None
     budget = max_atoms if isinstance(max_atoms, AtomBudget) else atom_budget(

@@ -10,6 +10,7 @@ import numpy as np
 
 from engine.core.batching import AtomBudget
 from engine.models import LoadedModel
+from engine.pes.grids import exclusion_radii
 from engine.pes.probes import ProbeJob, evaluate_jobs
 from kernels.grid import probe_grid
 from kernels.percolation import percolation_barriers
@@ -20,8 +21,8 @@ def _fine_grid(job: ProbeJob, coarse_shape, settings):
     """The grid at half the spacing whose every other point is the coarse grid's, reduced by the same symmetry when
     the coarse grid was (its origin then is the same standard-setting origin)."""
     h = job.host
-    args = (h.lattice.matrix, h.frac_coords, np.array(h.atomic_numbers), settings.spacing / 2,
-            settings.exclusion_radius)
+    numbers = np.array(h.atomic_numbers)
+    args = (h.lattice.matrix, h.frac_coords, numbers, settings.spacing / 2, exclusion_radii(numbers, settings))
     shape = tuple(2 * n for n in coarse_shape)
     if job.grid.n_operations > 1:
         fine = probe_grid(*args, use_symmetry=True, symprec=settings.symprec, shape=shape)

@@ -32,6 +32,7 @@ from engine.core.rows import NAN, Row, Status, short_error
 from engine.core.workers import MIN_PARALLEL_ITEMS, Ahead, WorkerError, map_isolated
 from engine.models import LoadedModel, energy_only
 from engine.models.base import umlip_setting
+from engine.pes.grids import GridParameters, descriptors_or_error, grid_descriptors, grid_or_error
 from engine.pes.probes import (
     APPROACHES,
     Approach,
@@ -41,7 +42,6 @@ from engine.pes.probes import (
     host_of,
     job_of_host,
 )
-from engine.pes.grids import GridParameters, descriptors_or_error, grid_descriptors, grid_or_error
 from engine.pes.refinement import refine_grids
 
 
@@ -51,6 +51,7 @@ class PesSettings:
     approaches: list[Approach] = field(default_factory=lambda: list(APPROACHES))
     spacing: float = 0.25  # Å, largest distance between neighbouring grid points along a lattice vector
     exclusion_radius: float = 1.2  # Å, grid points closer to a host atom are not computed (+inf)
+    exclusion_scale: float = 0.0  # and those closer than this times the Li-atom covalent-radius sum (0: off; grids.py)
     min_probe_width: float = 5.0  # Å, each probe in the smallest host supercell at least this wide (0: unit cell)
     refine: bool = False  # framework grid: halve the spacing where the percolation level is decided (kernels/refine.py)
     refine_band: float = 0.3  # eV above the percolation level within which fine points are computed

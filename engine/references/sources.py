@@ -25,6 +25,7 @@ import numpy as np
 from pymatgen.core import Composition, Structure
 from pymatgen.entries.computed_entries import ComputedEntry, ComputedStructureEntry
 
+from engine.core.settings import local_setting, secret_setting
 from engine.core.workers import WorkerError, map_isolated
 from engine.thermo.hulls import Correction
 
@@ -55,10 +56,10 @@ class ReferencesSettings:
     """Reference phases and their energies (``conf/references/``)."""
     source: SourceKind = SourceKind.builtin
     path: str | None = None  # file: a JSON / JSON.gz list of ComputedStructureEntry dicts
-    api_key: str | None = None  # mp_api: Materials Project API key (or MP_API_KEY)
+    api_key: str | None = secret_setting()  # mp_api: Materials Project API key (or MP_API_KEY); never stored
     thermo_type: str = "GGA_GGA+U"  # mp_api: MP's thermodynamic data set
     # relaxed references (references/) and MP downloads (mp_api/)
-    cache_dir: str = "${oc.env:COATING_CACHE,'~/.cache/coating-engine'}"
+    cache_dir: str = local_setting("${oc.env:COATING_CACHE,'~/.cache/coating-engine'}")
     energies: EnergySource = EnergySource.model
     correction: Correction = Correction.mp2020
     # builtin: complete every binary edge with charge-balanced prototypes (engine/prototypes.py), relaxed like the rest

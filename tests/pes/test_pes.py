@@ -255,3 +255,23 @@ def test_short_circuit_skips_the_later_grid_once_one_passes(sevennet, relaxed_li
     # without short_circuit both grids are computed whatever the first gives
     both = evaluate_candidates({"a": relaxed_lif}, replace(passing, short_circuit=False), models)
     assert list(both["a"]) == ["framework", "interstitial"]
+
+
+def test_a_host_with_no_room_for_li_fails_with_xi_zero_and_no_model_call():
+    """Rock-salt LiF's interstitial grid with the default run's exclusion (0.75 of the Li-atom covalent-radius sums):
+    every point lies within 1.92 Å of a Li or 1.39 Å of an F (the tetrahedral hole is 1.75 Å from both), so there is
+    no free volume: Ξ 0, a fail, not an error, and the model is never called."""
+    from engine.models import LoadedModel
+
+    class NeverCalled(torch.nn.Module):
+        def forward(self, state):
+            raise AssertionError("the model was called")
+
+    lif = Structure.from_spacegroup("Fm-3m", Lattice.cubic(4.03), ["Li", "F"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    settings = PesSettings(approaches=["interstitial"], spacing=0.5, exclusion_scale=0.75, min_probe_width=0.0)
+    job = make_job("lif", lif, "interstitial", settings)
+    assert job.grid.n_evaluated == 0 and not job.error
+    loaded = LoadedModel(NeverCalled(), "never", "analytic", frozenset(range(1, 119)), 0.0, "", "test")
+    evaluate_jobs([job], loaded, 1000, energy_model=(NeverCalled(), True))
+    status, reason, columns = describe({"interstitial": job}, settings)
+    assert status == "fail" and columns["xi"] == 0.0 and "no grid point outside the exclusion radii" in reason
