@@ -41,7 +41,8 @@ def test_two_shards_through_submitit_merge_into_the_unsharded_run(tmp_path):
     folder = candidate_folder(tmp_path)
     whole = tmp_path / "whole.h5"
     screen(*COMMON, f"candidates.path={folder}", f"output={whole}")
-    cmd = [sys.executable, "-m", "engine.screen", "-m", "hydra/launcher=local", "shard.count=2", "shard.index=0,1",
+    cmd = [sys.executable, "-m", "engine.screen", "-m", "controls=[]", "hydra/launcher=local", "shard.count=2",
+           "shard.index=0,1",
            f"output={tmp_path}/shard_${{shard.index}}.h5", f"hydra.sweep.dir={tmp_path}/multirun",
            *COMMON, f"candidates.path={folder}"]
     proc = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True,

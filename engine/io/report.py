@@ -34,7 +34,7 @@ from engine.io.merge import merge
 from engine.io.store import ResultStore
 from engine.io.views import RowsExcept
 from engine.md.protocol import MdSettings
-from engine.stages import STAGES
+from engine.stages import STAGES, default_stages
 from engine.thermo.criteria import CoatingCriteria
 from engine.thermo.stage import stored_partners
 
@@ -55,7 +55,7 @@ def funnel(store: ResultStore, cfg: ScreenConfig) -> list[FunnelStep]:
         if stage.funnel is None:
             continue
         if not store.has(stage.name):
-            if stage.name in (cfg.stages or []):
+            if stage.name in (cfg.stages if cfg.stages is not None else default_stages()):
                 steps += [FunnelStep(label, None, "stage not run") for label, _, _ in stage.funnel(store, cfg)]
             continue
         for label, passed, note in stage.funnel(store, cfg):
