@@ -42,7 +42,8 @@ from engine.models.analytic import LatticeWellModel
 from engine.stages import STAGES
 
 ANALYTIC = ["model.kind=analytic", "model.name=lattice-wells", "model.dtype=float64",
-            "committee.models=[{kind:analytic,name:lattice-wells-member,dtype:float64}]"]
+            "committee.models=[{kind:analytic,name:lattice-wells-member,dtype:float64}]",
+            "controls=[]"]  # the funnel of the candidates alone: its per-candidate costs
 BATCHED_STAGES = ("relax", "phonons", "pes", "md")
 # the stages whose work is the host's (pyxtal, spglib, pymatgen's matching, hulls, CrystalNN, bond valence)
 # float32 rounding: a shard batches a candidate with other candidates than the unsharded run does (bandgap, relax)

@@ -150,8 +150,8 @@ def markdown_lines(results: list[ControlOutcome]) -> list[str]:
         return []
     stages = list(results[0].expected)
     lines = ["", "## Controls", "",
-             ("Known materials screened beside the candidates (`controls=[...]`; left out of the funnel and the coating "
-              "tables). Each cell: the outcome; **outcome / expected** where they differ. Advisory stages (the "
+             ("Known materials screened beside the candidates (`controls=[...]`; left out of the funnel and the "
+              "coating tables). Each cell: the outcome; **outcome / expected** where they differ. Advisory stages (the "
               "committee) decide nothing and have no expected outcome."), "",
              "| control | role | " + " | ".join(stages) + " |", "|---|---|" + "---|" * len(stages)]
     for r in results:

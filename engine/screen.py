@@ -165,7 +165,7 @@ def run(cfg: DictConfig, table: tuple[Stage, ...] = STAGES) -> dict[str, float]:
         check_stages(stages, store, table)
         check_resumable(store, cfg, table)
         store.write_metadata(stored_config(cfg, table), package_versions(), {})
-        ctx = Run(cfg, store, known)
+        ctx, name = Run(cfg, store, known), stages[0] if stages else "-"
         try:
             with stop_on_signals():
                 for name in stages:

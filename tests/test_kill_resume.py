@@ -1,5 +1,5 @@
 """A run SIGKILLed inside each stage in turn resumes to the uninterrupted run's results, recomputing no finished
-row (slow: about 5 min on 2 cores; python -m pytest -m slow tests/test_kill_resume.py)."""
+row (slow: about 7 min on 2 cores; python -m pytest -m slow tests/test_kill_resume.py)."""
 
 import os
 import signal
@@ -71,4 +71,5 @@ def test_sigkill_inside_every_stage_then_resume(tmp_path):
     with ResultStore(whole, "r") as a, ResultStore(killed, "r") as b:
         # MD is chaotic: float32 run-to-run noise grows to ~1e-2 relative in 0.1 ps (as between two whole runs)
         assert compare_groups(a, b, rtol=1e-2, atol=1e-5, structures_atol=1e-3) == []
-        assert len(b.ids("md")) == 2 and len(b.ids("pes")) == 2  # LiF and LiCl (Li2O: E_g, lif_shifted: duplicate)
+        # LiF, LiCl and Li2O reach the end (lif_shifted is a duplicate); the kills did not change who did
+        assert sorted(b.ids("md")) == sorted(a.ids("md")) == ["li2o", "licl", "lif"]

@@ -258,7 +258,7 @@ def test_short_circuit_skips_the_later_grid_once_one_passes(sevennet, relaxed_li
 
 
 def test_a_host_with_no_room_for_li_fails_with_xi_zero_and_no_model_call():
-    """Rock-salt LiF's interstitial grid with the default run's exclusion (0.75 of the Li-atom covalent-radius sums):
+    """Rock-salt LiF's interstitial grid with an exclusion of 0.75 of the Li-atom covalent-radius sums:
     every point lies within 1.92 Å of a Li or 1.39 Å of an F (the tetrahedral hole is 1.75 Å from both), so there is
     no free volume: Ξ 0, a fail, not an error, and the model is never called."""
     from engine.models import LoadedModel
