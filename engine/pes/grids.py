@@ -47,8 +47,8 @@ def host_grid(host: tuple[np.ndarray, np.ndarray, np.ndarray], settings) -> Prob
 
 def exclusion_radii(numbers: np.ndarray, settings) -> np.ndarray:
     """Per host atom, the distance [Å] within which no Li probe is computed: ``exclusion_radius``, or
-    ``exclusion_scale`` times the sum of the covalent radii of Li and the atom (Cordero et al., Dalton Trans. 2008, 2832;
-    ``ase.data.covalent_radii``) where that is larger. A Li that close to a host atom is far up the repulsive wall
+    ``exclusion_scale`` times the sum of the covalent radii of Li and the atom (Cordero et al., Dalton Trans. 2008,
+    2832; ``ase.data.covalent_radii``) where that is larger. A Li that close to a host atom is far up the repulsive wall
     (Li-Cl at 1.49 Å with the scale 0.65, against 2.57 Å in LiCl and 2.09 Å at its saddle; Li-O at 1.26 Å, Li2O's
     saddle at 1.63 Å; Li-Y at 2.07 Å), so such a point lies on no path below ``barrier_max`` and its energy, +inf,
     changes no barrier; the scale spares most of those points' model calls where the uniform radius spares few
