@@ -79,10 +79,9 @@ def control_ids(store) -> set[str]:
     return {cid for cid, role in store.column_by_id("candidates", "control").items() if role}
 
 
-def exempt_from_novelty(run, stage: str, todo: list[str], row_type) -> list[str]:
-    """Writes the pass rows of the controls among ``todo`` (known by definition, they are never matched, nor do they
-    make a candidate a duplicate) and returns the candidates left to classify."""
-    controls = control_ids(run.store)
+def exempt_from_novelty(run, stage: str, todo: list[str], row_type, controls: set[str]) -> list[str]:
+    """Writes the pass rows of the ``controls`` among ``todo`` (known by definition, they are never matched, nor do
+    they make a candidate a duplicate) and returns the candidates left to classify."""
     exempt = [cid for cid in todo if cid in controls]
     if exempt:
         run.store.append_rows(stage, [row_type(cid, Status.PASS, "control: exempt from novelty") for cid in exempt])
@@ -112,6 +111,7 @@ def outcomes(store, stages) -> list[ControlOutcome]:
     candidate) that the file holds, against what it should give."""
     ran = [s for s in stages if s.per_candidate and store.has(s.name)]
     ids = control_ids(store)
+    status_of = {s.name: store.column_by_id(s.name, "status") for s in ran} if ids else {}
     out = []
     for cid in sorted(ids):
         control = KNOWN.get(cid.removeprefix(PREFIX))
@@ -120,7 +120,7 @@ def outcomes(store, stages) -> list[ControlOutcome]:
         expected = control.expected([s.name for s in ran], frozenset(s.name for s in ran if not s.gate))
         observed = {}
         for s in ran:
-            status = store.column_by_id(s.name, "status").get(cid)
+            status = status_of[s.name].get(cid)
             observed[s.name] = NOT_REACHED if status is None else str(status)
             if s.name in control.details and status is not None:
                 column, value = control.details[s.name]

@@ -212,11 +212,18 @@ def _write_controls(run, names) -> None:
     built = control_structures(names)
     cands = [Candidate(c.id, f"control: {c.phase}", s) for c, s in built]
     status, reason, d_min = validity(cands, float(run.cfg.candidates.min_distance), run.device)
-    run.store.append_rows("candidates", [
-        CandidateRow(cand.id, st, why, source=cand.source, formula=cand.structure.composition.reduced_formula,
-                     spacegroup=spacegroup_number(cand.structure), natoms=len(cand.structure), d_min=float(d),
-                     structure=cand.structure, control=c.role)
-        for (c, _), cand, st, why, d in zip(built, cands, status, reason, d_min)])
+    run.store.append_rows("candidates", [candidate_row(*row, control=c.role)
+                                         for (c, _), *row in zip(built, cands, status, reason, d_min)])
+
+
+def candidate_row(c: Candidate, status: Status, reason: str, d_min: float, control: str = "") -> CandidateRow:
+    """The row of one candidate (or control) with its validity verdict."""
+    sane = c.structure is not None and status != Status.ERROR  # spglib can crash on non-finite input
+    kept = c.structure if c.structure is not None and c.structure.is_ordered else None  # the file keeps sites
+    return CandidateRow(c.id, status, reason, source=c.source, structure=kept, d_min=float(d_min),
+                        formula=c.structure.composition.reduced_formula if c.structure else "",
+                        spacegroup=spacegroup_number(c.structure) if sane else 0,
+                        natoms=len(c.structure) if c.structure else 0, control=control)
 
 
 def _write_candidates(run) -> None:
@@ -229,14 +236,7 @@ def _write_candidates(run) -> None:
                                 bar.update if bar is not None else None)
     sampling_s = time.perf_counter() - t0
     status, reason, d_min = validity(cands, float(cfg.min_distance), run.device, limits=cfg)
-    rows = []
-    for c, st, why, d in zip(cands, status, reason, d_min):
-        sane = c.structure is not None and st != Status.ERROR  # spglib can crash on non-finite input
-        kept = c.structure if c.structure is not None and c.structure.is_ordered else None  # the file keeps sites
-        rows.append(CandidateRow(c.id, st, why, source=c.source, structure=kept, d_min=float(d),
-                                 formula=c.structure.composition.reduced_formula if c.structure else "",
-                                 spacegroup=spacegroup_number(c.structure) if sane else 0,
-                                 natoms=len(c.structure) if c.structure else 0))
+    rows = [candidate_row(*row) for row in zip(cands, status, reason, d_min)]
     if shard.count > 1 and not sampled_by_shard:
         rows = [r for r in rows if shard_of(f"{r.formula}:{r.spacegroup}" if r.spacegroup else r.id,
                                             shard.count) == shard.index]

@@ -49,10 +49,11 @@ def run_stage(run) -> None:
     done = run.store.done_ids("novelty")
     passed = set(run.passed_input("novelty"))
     order = run.store.ids("candidates")
-    todo = exempt_from_novelty(run, "novelty", [i for i in order if i in passed and i not in done], NoveltyRow)
+    controls = control_ids(run.store)
+    todo = exempt_from_novelty(run, "novelty", [i for i in order if i in passed and i not in done], NoveltyRow,
+                               controls)
     if not todo:
         return
-    controls = control_ids(run.store)
     all_ids = [i for i in order if i in passed and i not in controls]
     structures = run.input_structures("novelty", all_ids)
     formula = run.store.column_by_id("candidates", "formula")

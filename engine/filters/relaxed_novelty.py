@@ -48,9 +48,9 @@ def relaxed_references(run) -> list[tuple[str, Structure]] | None:
 def run_stage(run) -> None:
     cfg = run.cfg.relaxed_novelty
     done = run.store.done_ids(STAGE)
-    controls = control_ids(run.store)
-    order = [i for i in run.passed_input(STAGE) if i not in controls]
-    todo = exempt_from_novelty(run, STAGE, [i for i in run.passed_input(STAGE) if i not in done], NoveltyRow)
+    controls, passed = control_ids(run.store), run.passed_input(STAGE)
+    order = [i for i in passed if i not in controls]
+    todo = exempt_from_novelty(run, STAGE, [i for i in passed if i not in done], NoveltyRow, controls)
     if not todo:
         return
     structures = run.input_structures(STAGE, order)
