@@ -4,11 +4,11 @@ A coarse grid misses the saddle between two sites: two neighbouring points on ei
 below the ridge's height, and the barrier comes out low (LiF with SevenNet-0: 0.53 eV at 0.5 Å, 0.68 eV at 0.25 and
 0.15 Å). Halving the spacing everywhere costs 8× the probes. Here the grid is halved, the coarse values are kept at
 the points both grids share, every other fine point is estimated by the highest finite coarse value of the cell it
-lies in, and only the fine points whose estimate lies within a band of the current percolation level (a ridge the
-coarse grid stepped over decides the level there) or of the minimum (a deeper well between coarse points raises the
-barrier) are computed; the level is then taken again on the new map and the step repeats until no point is left to
-compute. A point left out would change the result only if the landscape moved by more than the band within half a
-coarse cell of its estimate (the band is the safety margin; 0.3 eV by default).
+lies in, and only the fine points whose estimate lies within a band of the current percolation level of the
+refined dimension (a ridge the coarse grid stepped over decides the level there) or of the minimum (a deeper well
+between coarse points raises the barrier) are computed; the level is then taken again on the new map and the step
+repeats until no point is left to compute. A point left out would change the result only if the landscape moved by
+more than the band within half a coarse cell of its estimate (the band is the safety margin; 0.3 eV by default).
 """
 
 from itertools import product
@@ -33,14 +33,14 @@ def upsampled_estimate(coarse: np.ndarray) -> np.ndarray:
     return fine
 
 
-def percolation_level(energy: np.ndarray, connectivity: int = 26) -> float:
-    """The highest finite percolation level [eV, absolute] of the grid (minimum plus the largest finite 1/2/3D
-    barrier); NaN when it never percolates."""
-    barriers = percolation_barriers(energy, connectivity)
-    finite = barriers[np.isfinite(barriers)]
-    if not finite.size:
+def percolation_level(energy: np.ndarray, connectivity: int = 26, dimension: int = 1) -> float:
+    """The absolute level [eV] at which the grid first percolates in ``dimension`` (1, 2 or 3) D: its minimum plus
+    that dimension's barrier; NaN when it never does. Refinement works around the level of the barrier the verdict
+    reads: the highest finite level (3D, often eV above the 1D one) leaves the 1D saddle at the coarse resolution."""
+    barrier = percolation_barriers(energy, connectivity)[dimension - 1]
+    if not np.isfinite(barrier):
         return float("nan")
-    return float(np.min(energy) + finite.max())
+    return float(np.min(energy) + barrier)
 
 
 def points_to_refine(estimate: np.ndarray, computed: np.ndarray, excluded: np.ndarray, level: float,

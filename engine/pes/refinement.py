@@ -33,7 +33,8 @@ def _fine_grid(job: ProbeJob, coarse_shape, settings):
 
 def refine_grids(jobs: Sequence[ProbeJob], settings, loaded: LoadedModel, budget, energy_model=None) -> AtomBudget:
     """Halve the spacing of every evaluated grid of ``jobs`` (with ``refine_window``, of those whose coarse barrier lies
-    within it of ``barrier_max``) where the percolation level is decided; the refined map
+    within it of ``barrier_max``) where the percolation level of the verdict's dimension (``barrier_dimension``) is
+    decided: the barriers of the other dimensions are those of this partially refined map; the refined map
     goes to ``job.refined`` and the number of fine points computed to ``job.n_refined``. A round whose model call
     fails for a grid leaves that grid at the resolution it reached. Returns the atom budget in use."""
     live = []
@@ -57,7 +58,8 @@ def refine_grids(jobs: Sequence[ProbeJob], settings, loaded: LoadedModel, budget
         subs = []
         for job, fine, computed, excluded in live:
             chosen = points_to_refine(job.refined, computed, excluded,
-                                      percolation_level(job.refined, settings.connectivity), settings.refine_band)
+                                      percolation_level(job.refined, settings.connectivity,
+                                                        settings.barrier_dimension), settings.refine_band)
             if chosen.any():  # whole orbits: the map is symmetric, so one point of each is computed
                 orbits = np.unique(fine.orbit[np.flatnonzero(chosen)])
                 chosen = np.isin(fine.orbit, orbits).reshape(fine.shape)

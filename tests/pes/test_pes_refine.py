@@ -111,3 +111,45 @@ def test_a_refinement_round_that_fails_keeps_the_coarse_verdict_and_says_so():
     status, reason, cols = describe({"framework": job}, settings)
     assert status == "pass" and "refinement stopped" in reason and cols["barrier_1d"] == pytest.approx(0.0)
     assert np.array_equal(job.energy_map()[::2, ::2, ::2], coarse)
+
+
+class ChannelModel(LatticeWellModel):
+    """A Li channel along a (4 Å cubic cell, closed form): V(x) = 0.4 sin²(πx/2) plus a triangular ridge of 0.5 eV and
+    0.5 Å half-width at x = 1.5 and 3.5 Å, harmonic confinement across it (k = 1 eV/Å² along b, 2 along c). A 1 Å grid
+    samples x = 0, 1, 2, 3 only: 1D barrier 0.4 eV; the ridge makes it 0.7 eV (0.5 Å grid). The 2D and 3D levels lie
+    eV above (½k(2 Å)² = 2 and 4 eV at the cell's middle)."""
+
+    def forward(self, state, **kwargs):
+        r = state.positions
+        x, y, z = (torch.remainder(r[:, i], 4.0) for i in range(3))
+        ridge = 0.5 * torch.clamp(1 - torch.abs(torch.remainder(x - 1.5 + 1, 2.0) - 1) / 0.5, min=0)
+        dy, dz = torch.remainder(y + 2, 4.0) - 2, torch.remainder(z + 2, 4.0) - 2
+        per_atom = 0.4 * torch.sin(torch.pi * x / 2) ** 2 + ridge + 0.5 * dy ** 2 + dz ** 2
+        per_atom = torch.where(state.atomic_numbers == 3, per_atom, torch.zeros_like(per_atom))
+        energy = torch.zeros(state.cell.shape[0], dtype=r.dtype).index_add_(0, state.system_idx, per_atom)
+        return {"energy": energy, "forces": torch.zeros_like(r), "stress": torch.zeros(len(energy), 3, 3, dtype=r.dtype)}
+
+
+def test_refinement_decides_the_barrier_of_the_verdicts_dimension_not_the_highest_one():
+    """The verdict reads the 1D barrier: refinement works around the 1D level and finds the ridge a 1 Å grid steps
+    over (0.7 eV, as the full 0.5 Å grid), although the 3D level lies eV higher. Refining around the highest finite
+    level instead (the code before 2026-12-07) left the 1D ridge unrefined at 0.4 eV (LiAlF4 of the default run: 1D
+    barrier 0.66 eV there, 0.47 eV refined at its own level)."""
+    host = Structure(Lattice.cubic(4.0), ["F"], [[0.5, 0.5, 0.5]])
+    loaded = LoadedModel(ChannelModel(dtype=torch.float64), "channel", "analytic", frozenset(range(1, 119)), 0.0, "",
+                         "test")
+    settings = PesSettings(spacing=1.0, exclusion_radius=0.3, min_probe_width=0.0, refine=True,
+                           approaches=["framework"], use_symmetry=False)  # the channel breaks the host's symmetry
+    job = make_job("c", host, "framework", settings)
+    budget = evaluate_jobs([job], loaded, 1000)
+    assert approach_descriptors(job, settings)[0]["barrier_1d"] == pytest.approx(0.4, abs=1e-9)
+    refine_grids([job], settings, loaded, budget)
+    refined = approach_descriptors(job, settings)[0]
+    fine_settings = PesSettings(spacing=0.5, exclusion_radius=0.3, min_probe_width=0.0, approaches=["framework"],
+                                use_symmetry=False)
+    full = make_job("c", host, "framework", fine_settings)
+    evaluate_jobs([full], loaded, 1000)
+    want = approach_descriptors(full, fine_settings)[0]
+    assert want["barrier_1d"] == pytest.approx(0.7, abs=1e-9) and want["barrier_3d"] > 3
+    assert refined["barrier_1d"] == pytest.approx(want["barrier_1d"], abs=1e-9)
+    assert job.n_refined < full.grid.n_evaluated
