@@ -25,7 +25,7 @@ from engine.core.settings import REDACTED
 from engine.models import ModelSettings, model_config
 from engine.stages import STAGES, Stage
 
-BATCHING_KEYS = ("max_atoms_per_batch", "cpu_atoms_per_batch", "init_chunk", "candidates_per_chunk",
+BATCHING_KEYS = ("max_atoms_per_batch", "cpu_atoms_per_batch", "init_chunk", "chunk_size", "batch_size",
                  "frames_per_flush")  # how work is batched, not what it computes: free to change on resume
 CANDIDATE_SOURCES = {"builtin": BuiltinCandidates, "files": FilesCandidates, "wyformer": WyformerCandidates}
 

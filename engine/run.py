@@ -7,14 +7,15 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 from pymatgen.core import Structure
 from tqdm import tqdm
 
 from engine.core.crystals import Crystals
-from engine.core.workers import worker_count
+from engine.core.rows import ChunkResult
+from engine.core.workers import Ahead, worker_count
 from engine.io.store import ResultStore
 from engine.models import LoadedModel, load_model, model_config, resolve_device
 from engine.stages import feeders as stage_feeders
@@ -68,10 +69,11 @@ class Run:
         """Ids that passed the stage before ``name``, in that stage's row order."""
         return self.store.ids(self.input_stage(name), status="pass")
 
-    def pending(self, name: str) -> list[str]:
-        """Ids that passed the stage before ``name`` and have no row in ``name`` yet."""
+    def pending(self, name: str, take: str | None = None) -> list[str]:
+        """Ids that passed the stage before ``name`` (or the stage ``take``) and have no row in ``name`` yet."""
         done = self.store.done_ids(name)
-        return [i for i in self.passed_input(name) if i not in done]
+        passed = self.store.ids(take, status="pass") if take else self.passed_input(name)
+        return [i for i in passed if i not in done]
 
     def input_crystals(self, name: str, ids) -> tuple[list[str], Crystals]:
         """(ids found, their structures as ragged arrays) from the group the stage table names as ``name``'s
@@ -81,6 +83,33 @@ class Run:
     def input_structures(self, name: str, ids) -> dict[str, Structure]:
         """{id: structure} of ``ids`` from the group the stage table names as ``name``'s structures."""
         return self.store.structures(self.stages[name].structures, ids)
+
+    def run_chunks(self, stage: str, items: Sequence, size: int, compute: Callable, ahead: Callable | None = None,
+                   total: int | None = None, unit: str = "structure") -> Ahead:
+        """The engine's one chunk loop. ``items`` (ids, or what the stage groups them by) go ``size`` at a time to
+        ``compute(chunk)``, which returns the chunk's rows (or a :class:`ChunkResult`); they are appended to
+        ``stage``'s group before the next chunk starts, so a killed run loses at most one chunk. With ``ahead``,
+        ``ahead(next chunk)`` runs on a background thread while ``compute(chunk, ahead(chunk))`` runs (host work
+        beside the model's). The progress bar counts rows, out of ``total`` (default: one per item). Returns the
+        :class:`Ahead` (its ``work_s``/``waited_s`` say how much host work the model hid)."""
+        size = max(1, int(size))
+        chunks = [list(items[i:i + size]) for i in range(0, len(items), size)]
+        with self.progress(stage, len(items) if total is None else total, unit) as bar, Ahead() as pool:
+            pending = pool.submit(ahead, chunks[0]) if ahead and chunks else None
+            for k, chunk in enumerate(chunks):
+                if ahead:
+                    prepared = pending.result()
+                    if k + 1 < len(chunks):
+                        pending = pool.submit(ahead, chunks[k + 1])
+                    out = compute(chunk, prepared)
+                else:
+                    out = compute(chunk)
+                out = out if isinstance(out, ChunkResult) else ChunkResult(out)
+                for path, array in out.arrays.items():
+                    self.store.write_array(path, array)
+                self.store.append_rows(stage, out.rows)
+                bar.update(len(out.rows))
+        return pool
 
     @contextlib.contextmanager
     def progress(self, stage: str, total: int | None, unit: str = "structure"):

@@ -86,6 +86,21 @@ def test_no_import_cycle():
             visit(name)
 
 
+def test_one_runner_owns_the_chunk_loop():
+    """No module but the runner (``engine.run.Run.run_chunks``) writes rows from inside a loop: a stage gives the
+    computation of one chunk, the runner chunks, appends and reports progress. (relax and md stream rows from the
+    batched runners' callbacks, one call each.)"""
+    loops = []
+    for path in MODULES:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.For, ast.While, ast.comprehension)):
+                loops += [f"{module_name(path)}:{sub.lineno}" for sub in ast.walk(node)
+                          if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Attribute)
+                          and sub.func.attr == "append_rows"]
+    assert [loop for loop in loops if not loop.startswith("engine.run:")] == []
+    assert loops, "the runner's loop itself should be found"
+
+
 def test_stage_modules_do_not_import_each_other():
     stage_modules = {s.run.__module__ for s in STAGES}
     for name in stage_modules:

@@ -1,5 +1,6 @@
 """The config schema: unknown keys stop the run before any work, naming the key; YAML holds only differences."""
 
+import dataclasses
 import subprocess
 import sys
 
@@ -88,11 +89,18 @@ def test_a_run_resumes_with_other_batch_sizes_but_not_other_physics(tmp_path):
     from engine.io.store import ResultStore
     from engine.screen import check_resumable
 
+    from engine.stages import STAGES
+
     register()
+    chunked = [s.name for s in STAGES
+               if s.settings and "chunk_size" in {f.name for f in dataclasses.fields(s.settings)}]
+    assert {"bandgap", "novelty", "relaxed_novelty", "thermo", "committee", "plausibility", "phonons",
+            "pes"} <= set(chunked)
     with initialize_config_dir(str(ROOT / "conf"), version_base=None):
         first = compose("screen")
         smaller = compose("screen", overrides=["relax.max_atoms_per_batch=64", "pes.cpu_atoms_per_batch=50",
-                                               "md.frames_per_flush=10", "relax.init_chunk=8"])
+                                               "md.frames_per_flush=10", "relax.init_chunk=8", "bandgap.batch_size=3",
+                                               *[f"{name}.chunk_size=1" for name in chunked]])
         other = compose("screen", overrides=["relax.fmax=0.02"])
     with ResultStore(tmp_path / "run.h5") as store:
         store.write_metadata(OmegaConf.to_yaml(first, resolve=True), {}, {})

@@ -19,7 +19,7 @@ from tests.test_shards import candidate_folder
 ALL = [s.name for s in STAGES]
 ARGS = ["controls=[]", f"stages=[{','.join(ALL)}]", "candidates=files", "novelty.references=false",
         "relaxed_novelty.references=false", "relax.max_steps=300",
-        "bandgap.chunk_size=1", "novelty.chunk_size=1", "pes.candidates_per_chunk=1", "pes.barrier_max=1.0",
+        "bandgap.chunk_size=1", "novelty.chunk_size=1", "pes.chunk_size=1", "pes.barrier_max=1.0",
         "md=smoke", "md.max_atoms_per_batch=4", "md.production_ps=0.1", "md.window_ps=0.05", "md.fit_start_ps=0.01",
         "md.fit_end_ps=0.05", "threads=2"]
 

@@ -22,6 +22,7 @@ from engine.core.rows import Row, Status
 @dataclass
 class ToySettings:
     max_atoms: int = 100
+    chunk_size: int = 2
 
 
 @dataclass
@@ -31,11 +32,13 @@ class ToyRow(Row):
 
 def run_stage(run) -> None:
     settings = run.settings("toy")
-    ids = run.pending("toy")
-    found, crystals = run.input_crystals("toy", ids)
-    rows = [ToyRow(i, Status.PASS if len(c) <= settings.max_atoms else Status.FAIL, n_atoms=len(c))
-            for i, c in zip(found, crystals)]
-    run.store.append_rows("toy", rows)
+
+    def compute(ids):
+        found, crystals = run.input_crystals("toy", ids)
+        return [ToyRow(i, Status.PASS if len(c) <= settings.max_atoms else Status.FAIL, n_atoms=len(c))
+                for i, c in zip(found, crystals)]
+
+    run.run_chunks("toy", run.pending("toy"), settings.chunk_size, compute)
 
 
 def funnel(store, cfg):

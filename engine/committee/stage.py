@@ -36,13 +36,13 @@ class CommitteeSettings:
     take: str | None = None  # the stage whose passing candidates it judges (null: thermo, the stage table's feeder)
     max_spread: float = 0.1  # eV/atom: a larger E_hull spread between members makes the verdict split
     include_run_model: bool = True  # the run's model (its thermo row) is a member, though not of the jury
-    candidates_per_chunk: int = 256  # candidates judged by every member before their rows are written
+    chunk_size: int = 256  # candidates judged by every member before their rows are written
 
     def __post_init__(self):
         if not self.models:
             raise ValueError("committee.models: name at least one model (conf/model/)")
-        if self.max_spread < 0 or self.candidates_per_chunk < 1:
-            raise ValueError("committee.max_spread must be >= 0 eV/atom and committee.candidates_per_chunk >= 1")
+        if self.max_spread < 0 or self.chunk_size < 1:
+            raise ValueError("committee.max_spread must be >= 0 eV/atom and committee.chunk_size >= 1")
 
 
 @dataclass
@@ -70,9 +70,7 @@ def member_labels(run) -> list[str]:
 def run_stage(run) -> None:
     """Judge every candidate that passed the stage before it (or ``committee.take``) with each member."""
     cfg, store = run.settings("committee"), run.store
-    passed = store.ids(cfg.take, status="pass") if cfg.take else run.passed_input("committee")
-    done = store.done_ids("committee")
-    todo = [i for i in passed if i not in done]
+    todo = run.pending("committee", cfg.take)
     if not todo:
         return
     labels = member_labels(run)
@@ -84,16 +82,16 @@ def run_stage(run) -> None:
                       str(store.attrs("references").get("reference_source", "?")),
                       run.cfg.references.prototype_edges == "all")
     formula = store.column_by_id("candidates", "formula")
-    with run.progress("committee", len(todo)) as bar:
-        for start in range(0, len(todo), cfg.candidates_per_chunk):
-            chunk = todo[start:start + cfg.candidates_per_chunk]
-            ids, crystals = run.input_crystals("committee", chunk)
-            phases = phases_for([formula[c] for c in ids], judging, refs, sources)
-            members = [own_rows(store, ids)] if cfg.include_run_model else []
-            for spec in cfg.models:
-                members.append(member_rows(run, spec, ids, crystals, phases, judging))
-            store.append_rows("committee", [committee_row(c, members, labels, cfg) for c in chunk])
-            bar.update(len(chunk))
+
+    def compute(chunk):
+        ids, crystals = run.input_crystals("committee", chunk)
+        phases = phases_for([formula[c] for c in ids], judging, refs, sources)
+        members = [own_rows(store, ids)] if cfg.include_run_model else []
+        for spec in cfg.models:
+            members.append(member_rows(run, spec, ids, crystals, phases, judging))
+        return [committee_row(c, members, labels, cfg) for c in chunk]
+
+    run.run_chunks("committee", todo, cfg.chunk_size, compute)
 
 
 def reference_structures(store) -> tuple[dict, dict[str, str]]:

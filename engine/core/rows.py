@@ -8,6 +8,7 @@ each column taken from the field's type (``float`` → float64, ``int`` → int6
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -36,3 +37,11 @@ NAN = float("nan")
 def short_error(exc: BaseException) -> str:
     """One line naming an exception, for a recorded reason."""
     return f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+
+
+@dataclass
+class ChunkResult:
+    """What one chunk of a stage adds to the run file: its rows, and arrays (path -> array) written before them (a
+    run killed between the two rewrites the arrays on resume)."""
+    rows: Sequence[Row]
+    arrays: Mapping[str, object] = field(default_factory=dict)

@@ -178,16 +178,15 @@ def run_stage(run) -> None:
                                                    "sha256": getattr(m, "checksum", "")}
                              for m in members if hasattr(m, "source")})
     run.store.set_attrs("bandgap", {"members": json.dumps(names), "rule": str(cfg.rule)})
-    chunk = int(cfg.chunk_size)
-    with run.progress("bandgap", len(todo)) as bar:
-        for start in range(0, len(todo), chunk):
-            ids = todo[start:start + chunk]
-            structures = run.input_structures("bandgap", ids)
-            predicted = [predict_with_reasons(m, [structures[i] for i in ids]) for m in members]
-            gaps = np.array([p[0] for p in predicted]).reshape(len(members), len(ids))
-            run.store.append_rows("bandgap", committee_rows(ids, names, gaps, [p[1] for p in predicted],
-                                                            float(cfg.threshold), CommitteeRule(cfg.rule)))
-            bar.update(len(ids))
+
+    def compute(ids):
+        structures = run.input_structures("bandgap", ids)
+        predicted = [predict_with_reasons(m, [structures[i] for i in ids]) for m in members]
+        gaps = np.array([p[0] for p in predicted]).reshape(len(members), len(ids))
+        return committee_rows(ids, names, gaps, [p[1] for p in predicted], float(cfg.threshold),
+                              CommitteeRule(cfg.rule))
+
+    run.run_chunks("bandgap", todo, cfg.chunk_size, compute)
 
 
 def committee_of(store) -> tuple[list[str], str]:

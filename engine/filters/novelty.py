@@ -72,13 +72,8 @@ def run_stage(run) -> None:
     systems = {frozenset(el.symbol for el in structures[c].composition.elements) for c in todo}
     known = KnownStructures(known_structures(run, cfg, systems), matcher)
     log.info("novelty: %d candidates against %d known structures", len(todo), known.size)
-    chunk = int(cfg.chunk_size)
-    with run.progress("novelty", len(todo)) as bar:
-        for start in range(0, len(todo), chunk):
-            ids = todo[start:start + chunk]
-            run.store.append_rows("novelty", classify(ids, [key(c) for c in ids], [structures[c] for c in ids],
-                                                      unique, known))
-            bar.update(len(ids))
+    run.run_chunks("novelty", todo, cfg.chunk_size,
+                   lambda ids: classify(ids, [key(c) for c in ids], [structures[c] for c in ids], unique, known))
 
 
 def funnel(store, cfg) -> list[tuple[str, set[str] | None, str]]:

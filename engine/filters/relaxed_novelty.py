@@ -31,6 +31,7 @@ class RelaxedNoveltySettings:
     ltol: float = 0.2  # StructureMatcher fractional length tolerance
     stol: float = 0.3  # site tolerance (fraction of the average free length per atom)
     angle_tol: float = 5.0  # degrees
+    chunk_size: int = 4096  # candidates per HDF5 append (each is matched against the representatives chosen before it)
 
 
 def formula_key(structure: Structure) -> tuple[str, int]:
@@ -50,7 +51,7 @@ def run_stage(run) -> None:
     done = run.store.done_ids(STAGE)
     controls, passed = control_ids(run.store), run.passed_input(STAGE)
     order = [i for i in passed if i not in controls]
-    todo = exempt_from_novelty(run, STAGE, [i for i in passed if i not in done], NoveltyRow, controls)
+    todo = exempt_from_novelty(run, STAGE, run.pending(STAGE), NoveltyRow, controls)
     if not todo:
         return
     structures = run.input_structures(STAGE, order)
@@ -64,11 +65,8 @@ def run_stage(run) -> None:
     systems = {frozenset(el.symbol for el in structures[c].composition.elements) for c in todo}
     known = KnownStructures(known_structures(run, cfg, systems, relaxed_references(run)), matcher, formula_key)
     log.info("%s: %d relaxed candidates against %d known structures", STAGE, len(todo), known.size)
-    with run.progress(STAGE, len(todo)) as bar:
-        rows: list[NoveltyRow] = classify(todo, [formula_key(structures[c]) for c in todo], [structures[c] for c in todo],
-                                   unique, known)
-        run.store.append_rows(STAGE, rows)
-        bar.update(len(todo))
+    run.run_chunks(STAGE, todo, cfg.chunk_size, lambda ids: classify(ids, [formula_key(structures[c]) for c in ids],
+                                                                [structures[c] for c in ids], unique, known))
 
 
 def funnel(store, cfg) -> list[tuple[str, set[str] | None, str]]:

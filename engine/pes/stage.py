@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 from pymatgen.core import Structure
 
-from engine.core.rows import NAN, Row, Status, short_error
-from engine.core.workers import MIN_PARALLEL_ITEMS, Ahead, WorkerError, map_isolated
+from engine.core.rows import NAN, ChunkResult, Row, Status, short_error
+from engine.core.workers import MIN_PARALLEL_ITEMS, WorkerError, map_isolated
 from engine.models import LoadedModel, energy_only
 from engine.models.base import umlip_setting
 from engine.pes.grids import GridParameters, descriptors_or_error, grid_descriptors, grid_or_error
@@ -66,7 +66,7 @@ class PesSettings:
     barrier_dimension: int = 1  # which percolation barrier (1, 2 or 3 D) the criterion uses
     max_atoms_per_batch: int | None = None  # None: cpu_atoms_per_batch on a CPU, torch-sim's estimate on CUDA
     cpu_atoms_per_batch: int = 100  # bigger batches run slower per probe on a CPU (engine/batching.py)
-    candidates_per_chunk: int = 8  # candidates whose probes share batches; results are written per chunk
+    chunk_size: int = 8  # candidates whose probes share batches; results are written per chunk
     save_grids: bool = False  # write the full energy grids to pes/grids/<approach>/<id>
     short_circuit: bool = False  # grids in the order of ``approaches``; once one passes, the candidate's later ones
     #                              are skipped (the verdict is an OR), their columns stay NaN and the reason says so
@@ -232,22 +232,17 @@ def run_stage(run) -> None:
     energy_models = {a: copies[id(loaded)] for a, loaded in models.items()}
 
     budgets: dict = {}
-    chunks = [todo[i:i + settings.candidates_per_chunk] for i in range(0, len(todo), settings.candidates_per_chunk)]
     first = settings.approaches[0]
 
-    def grids_of(chunk):
+    def grids_of(chunk):  # the next chunk's grids are built while this chunk's probes are evaluated
         return make_jobs({c: structures[c] for c in chunk}, first, settings, run.workers)
 
-    with run.progress("pes", len(todo)) as bar, Ahead() as ahead:
-        pending = ahead.submit(grids_of, chunks[0])
-        for k, chunk in enumerate(chunks):
-            first_jobs = pending.result()
-            if k + 1 < len(chunks):  # the next chunk's grids are built while this chunk's probes are evaluated
-                pending = ahead.submit(grids_of, chunks[k + 1])
-            jobs = evaluate_candidates({c: structures[c] for c in chunk}, settings, models, energy_models, budgets,
-                                       run.workers, first_jobs)
-            _write(run.store, chunk, jobs, settings)
-            bar.update(len(chunk))
+    def compute(chunk, first_jobs):
+        jobs = evaluate_candidates({c: structures[c] for c in chunk}, settings, models, energy_models, budgets,
+                                   run.workers, first_jobs)
+        return chunk_result(chunk, jobs, settings)
+
+    ahead = run.run_chunks("pes", todo, settings.chunk_size, compute, ahead=grids_of)
     run.store.set_attrs("pes", {**{f"{a}_atoms_per_batch": b.history for a, b in budgets.items()},
                                 "grids_ahead_s": [ahead.work_s, ahead.waited_s]})
 
@@ -261,7 +256,8 @@ def _passes(job: ProbeJob, settings: PesSettings) -> bool:
         return False
 
 
-def _write(store, chunk: Sequence[str], jobs: dict[str, dict[str, ProbeJob]], settings: PesSettings) -> None:
+def chunk_result(chunk: Sequence[str], jobs: dict[str, dict[str, ProbeJob]], settings: PesSettings) -> ChunkResult:
+    """The rows of ``chunk`` from its evaluated grids (and with ``save_grids`` the grids as arrays)."""
     rows = []
     for cid in chunk:
         try:
@@ -270,12 +266,9 @@ def _write(store, chunk: Sequence[str], jobs: dict[str, dict[str, ProbeJob]], se
             rows.append(PesRow(cid, status, reason, **out, transient=transient))
         except Exception as exc:  # noqa: BLE001 - a descriptor failure is this candidate's, not the run's
             rows.append(PesRow(cid, Status.ERROR, f"descriptors: {short_error(exc)}"))
-    if settings.save_grids:
-        for cid in chunk:
-            for approach, job in jobs[cid].items():
-                if job.energies is not None:  # replaces a grid left by a run killed before its row was written
-                    store.write_array(grid_path(approach, cid), job.energy_map().astype(np.float32))
-    store.append_rows("pes", rows)
+    arrays = {grid_path(approach, cid): job.energy_map().astype(np.float32) for cid in chunk
+              for approach, job in jobs[cid].items() if job.energies is not None} if settings.save_grids else {}
+    return ChunkResult(rows, arrays)
 
 
 def grid_path(approach: str, cid: str) -> str:

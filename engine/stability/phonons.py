@@ -53,6 +53,7 @@ class PhononSettings:
     symprec: float = 1e-3  # Å, phonopy's symmetry tolerance (relaxed structures are symmetric to about fmax/k)
     max_atoms_per_batch: int | None = None  # None: cpu_atoms_per_batch on a CPU, torch-sim's estimate on CUDA
     cpu_atoms_per_batch: int = 128  # on a CPU a model call costs more per atom as it grows (page faults): keep it small
+    chunk_size: int = 32  # candidates per queue of displaced supercells: each chunk's rows are written before the next
 
 
 @dataclass
@@ -212,16 +213,15 @@ def run_stage(run) -> None:
     structures = run.input_structures(STAGE, todo)
     loaded = run.stage_model(STAGE, run.cfg.phonons.model)
     budget = None
-    chunk = 32  # candidates per queue: each chunk's rows are written before the next starts
-    with run.progress(STAGE, len(todo)) as bar:
-        for start in range(0, len(todo), chunk):
-            ids = todo[start:start + chunk]
-            missing = [PhononRow(i, Status.ERROR, "no relaxed structure", verdict="n/a") for i in ids
-                       if i not in structures]
-            rows, _, budget = phonon_rows({i: structures[i] for i in ids if i in structures}, loaded, settings,
-                                          budget)
-            run.store.append_rows(STAGE, [*rows, *missing])
-            bar.update(len(ids))
+
+    def compute(ids):
+        nonlocal budget
+        missing = [PhononRow(i, Status.ERROR, "no relaxed structure", verdict="n/a") for i in ids
+                   if i not in structures]
+        rows, _, budget = phonon_rows({i: structures[i] for i in ids if i in structures}, loaded, settings, budget)
+        return [*rows, *missing]
+
+    run.run_chunks(STAGE, todo, settings.chunk_size, compute)
     if budget is not None:
         run.store.set_attrs(STAGE, {"atoms_per_batch": budget.history})
 

@@ -33,7 +33,6 @@ from engine.thermo.hulls import Hulls, MissingReferencesError, chemsys
 
 log = logging.getLogger(__name__)
 STAGE = "plausibility"
-CHUNK = 256  # candidates judged (in parallel) between two writes to the run file
 FILTERS = ("coordination", "bond_valence", "tie_line")
 
 
@@ -57,6 +56,7 @@ class PlausibilitySettings:
     bv_cutoff: float = 4.0  # Å, counter-ions counted in a bond-valence sum
     tie_line_e_hull_min: float = 0.0  # eV/atom; a candidate on a tie line above this is flagged
     symprec: float = 0.1  # Å, symmetry-distinct sites (spglib)
+    chunk_size: int = 256  # candidates judged (in parallel) between two writes to the run file
 
 
 @dataclass
@@ -205,23 +205,22 @@ def run_stage(run) -> None:
         log.info("%s: cation environments of %d reference phases", STAGE, len(refs))
     hulls = _hulls(run, todo) if cfg.tie_line != "off" else {}
     judge_one = partial(_judge_item, cfg=cfg)
-    with run.progress(STAGE, len(todo)) as bar:
-        for chunk in range(0, len(todo), CHUNK):
-            ids = todo[chunk:chunk + CHUNK]
-            have = [cid for cid in ids if cid in structures]
-            items = [(c, structures[c], hulls.get(c), by_system.get(system_of[c], ReferenceEnvironments()))
-                     for c in have]
-            judged = dict(zip(have, map_isolated(judge_one, items, run.workers, bar.update)))
-            rows = []
-            for cid in ids:
-                row = judged.get(cid)
-                if row is None:
-                    bar.update(1)
-                    row = PlausibilityRow(cid, Status.ERROR, "no relaxed structure")
-                elif isinstance(row, WorkerError):
-                    row = PlausibilityRow(cid, Status.ERROR, f"analysis failed: {row}")
-                rows.append(row)
-            run.store.append_rows(STAGE, rows)
+
+    def compute(ids):
+        have = [cid for cid in ids if cid in structures]
+        items = [(c, structures[c], hulls.get(c), by_system.get(system_of[c], ReferenceEnvironments())) for c in have]
+        judged = dict(zip(have, map_isolated(judge_one, items, run.workers)))
+        rows = []
+        for cid in ids:
+            row = judged.get(cid)
+            if row is None:
+                row = PlausibilityRow(cid, Status.ERROR, "no relaxed structure")
+            elif isinstance(row, WorkerError):
+                row = PlausibilityRow(cid, Status.ERROR, f"analysis failed: {row}")
+            rows.append(row)
+        return rows
+
+    run.run_chunks(STAGE, todo, cfg.chunk_size, compute)
 
 
 def _judge_item(item: tuple, cfg: PlausibilitySettings) -> PlausibilityRow:

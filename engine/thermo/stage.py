@@ -24,7 +24,6 @@ from engine.thermo.judgement import ThermoRow, evaluate_candidate, partner_windo
 __all__ = ["Partners", "ThermoRow", "ThermoSettings", "criteria_counts", "evaluate_candidate", "funnel", "run_stage",
            "stored_partners"]
 
-SYSTEMS_PER_WRITE = 32  # chemical systems judged (in parallel) between two writes to the run file
 MIN_PARALLEL_SYSTEMS = 4  # a system's hulls (several with 6 elements, with a partner) take 0.1-1 s
 
 
@@ -37,6 +36,7 @@ class ThermoSettings:
     # eV/atom: a candidate further below the references' hull fails as below_hull, never a coating: a uMLIP rarely
     # places a new phase that far below a complete set of references, so the references lack a phase or the model errs
     below_hull_tolerance: float = 0.05
+    chunk_size: int = 32  # chemical systems judged (in parallel) between two writes to the run file
 
 
 @dataclass
@@ -64,8 +64,7 @@ def run_stage(run) -> None:
     cfg, store = run.cfg.thermo, run.store
     criteria = run.settings("criteria")
     relaxed_ids = run.passed_input("thermo")
-    done = store.done_ids("thermo")
-    todo = [i for i in relaxed_ids if i not in done]
+    todo = run.pending("thermo")
     if not todo:
         return
     ref_attrs = store.attrs("references")
@@ -95,20 +94,19 @@ def run_stage(run) -> None:
                            cathode=(cathode, ca_entry, ca_problem), source_name=source_name,
                            below_hull_tolerance=float(cfg.below_hull_tolerance), all_edges=all_edges)
     order = {cid: k for k, cid in enumerate(todo)}
-    systems = list(groups.items())
-    with run.progress("thermo", len(todo)) as bar:
-        for start in range(0, len(systems), SYSTEMS_PER_WRITE):
-            chunk = systems[start:start + SYSTEMS_PER_WRITE]
-            items = [([(cid, candidate_by_id.get(cid), rejected.get(cid)) for cid in ids],
-                      hulls.entries_in(system | partners_elements)) for system, ids in chunk]
-            rows = []
-            judged_systems = map_isolated(judge_system, items, run.workers, min_items=MIN_PARALLEL_SYSTEMS)
-            for (_, ids), judged in zip(chunk, judged_systems):
-                if isinstance(judged, WorkerError):
-                    judged = [ThermoRow(cid, Status.ERROR, f"hull analysis failed: {judged}") for cid in ids]
-                rows += judged
-                bar.update(len(ids))
-            store.append_rows("thermo", sorted(rows, key=lambda r: order[r.id]))
+
+    def compute(chunk):
+        items = [([(cid, candidate_by_id.get(cid), rejected.get(cid)) for cid in ids],
+                  hulls.entries_in(system | partners_elements)) for system, ids in chunk]
+        rows = []
+        for (_, ids), judged in zip(chunk, map_isolated(judge_system, items, run.workers,
+                                                        min_items=MIN_PARALLEL_SYSTEMS)):
+            if isinstance(judged, WorkerError):
+                judged = [ThermoRow(cid, Status.ERROR, f"hull analysis failed: {judged}") for cid in ids]
+            rows += judged
+        return sorted(rows, key=lambda r: order[r.id])
+
+    run.run_chunks("thermo", list(groups.items()), cfg.chunk_size, compute, total=len(todo))
 
 
 def _judge_system(item: tuple, criteria, electrolyte, cathode, source_name: str, below_hull_tolerance: float,
