@@ -4,8 +4,6 @@ each stage takes (from the stage table's feeders)."""
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 import sys
 from collections.abc import Callable, Mapping, Sequence
 
@@ -115,26 +113,7 @@ class Run:
     def progress(self, stage: str, total: int | None, unit: str = "structure"):
         """A progress bar for ``stage``; stages call ``update(n)`` as results are reported."""
         bar = tqdm(total=total, desc=stage, unit=unit, file=sys.stderr, dynamic_ncols=True)
-        kill_at = _kill_point(stage)
-        if kill_at is not None:
-            update = bar.update
-
-            def update_then_maybe_die(n=1):
-                update(n)
-                if bar.n >= kill_at:
-                    os.kill(os.getpid(), signal.SIGKILL)
-            bar.update = update_then_maybe_die
         try:
             yield bar
         finally:
             bar.close()
-
-
-KILL_AT = "COATING_KILL_AT"
-
-
-def _kill_point(stage: str) -> int | None:
-    """Fault injection for the kill-and-resume tests: ``COATING_KILL_AT=<stage>:<n>`` SIGKILLs the process once
-    ``stage`` has reported ``n`` results (never set in a real run)."""
-    name, _, n = os.environ.get(KILL_AT, "").partition(":")
-    return int(n) if name == stage and n else None

@@ -11,9 +11,9 @@ import pytest
 
 from engine.io.compare import compare_groups
 from engine.io.store import ResultStore
-from engine.run import KILL_AT
 from engine.stages import STAGES
 from tests.conftest import ROOT
+from tests.faults import command
 from tests.test_shards import candidate_folder
 
 ALL = [s.name for s in STAGES]
@@ -26,11 +26,9 @@ ARGS = ["controls=[]", f"stages=[{','.join(ALL)}]", "candidates=files", "novelty
 
 def run(out, folder, kill_at=None):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    env.pop(KILL_AT, None)
-    if kill_at:
-        env[KILL_AT] = kill_at
-    return subprocess.run([sys.executable, "-m", "engine.screen", *ARGS, f"candidates.path={folder}", f"output={out}"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    args = [*ARGS, f"candidates.path={folder}", f"output={out}"]
+    cmd = command(kill_at, *args) if kill_at else [sys.executable, "-m", "engine.screen", *args]
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
 
 
 def rows(path) -> dict:

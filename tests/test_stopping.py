@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from engine.core.stopping import RunStopped, deferred, stop_on_signals
-from engine.run import KILL_AT
 from tests.conftest import ROOT
+from tests.faults import command
 
 
 def test_a_signal_inside_a_deferred_section_stops_the_run_when_the_section_ends():
@@ -67,10 +67,10 @@ def test_after_kill_9_of_a_run_in_a_worker_stage_none_of_its_processes_remains(t
     output ends with it (the workers do not hold its pipes), and 10 s later no process of the run is left."""
     tag = f"COATING_TEST_RUN={uuid.uuid4().hex}"
     name, value = tag.split("=")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", KILL_AT: "sampling:1", name: value}
-    cmd = [sys.executable, "-m", "engine.screen", "controls=[]", "stages=[candidates]", "workers=2",
-           "candidates.chemical_systems=null", "candidates.n_systems=12", "candidates.per_system=2",
-           f"output={tmp_path}/k.h5"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", name: value}
+    cmd = command("sampling:1", "controls=[]", "stages=[candidates]", "workers=2",
+                  "candidates.chemical_systems=null", "candidates.n_systems=12", "candidates.per_system=2",
+                  f"output={tmp_path}/k.h5")
     start = time.time()
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
                           check=False)
