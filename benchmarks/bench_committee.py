@@ -35,10 +35,10 @@ from common import ROOT, model_config, write_json
 from pymatgen.analysis.phase_diagram import PhaseDiagram
 from scipy.stats import spearmanr
 
+from engine.core.corrections import Correction, apply_correction, chemsys, correction_of, model_entry
 from engine.models import load_model
 from engine.references.sources import read_entries
 from engine.relax.fire import RelaxSettings, relax
-from engine.thermo.hulls import Correction, apply_correction, chemsys, correction_of, model_entry
 
 ENTRIES = ROOT.parent / "shared" / "refdata" / "mp-Li-Co-Ni-O-entries.json.gz"
 

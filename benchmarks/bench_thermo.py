@@ -23,6 +23,7 @@ from common import ROOT, write_json
 from pymatgen.analysis.phase_diagram import PhaseDiagram
 from pymatgen.entries.computed_entries import ComputedEntry
 
+from engine.core import corrections
 from engine.references.sources import read_entries
 from engine.thermo import criteria, hulls
 
@@ -36,17 +37,17 @@ def main() -> None:
 
     refs = read_entries(args.entries)
     rng = np.random.default_rng(args.seed)
-    pool = [e for e in refs if "Li" in hulls.chemsys(e.composition) and len(e.composition.elements) > 1]
+    pool = [e for e in refs if "Li" in corrections.chemsys(e.composition) and len(e.composition.elements) > 1]
     picks = rng.choice(len(pool), args.n)
     candidates = [ComputedEntry(pool[i].composition, pool[i].energy + rng.uniform(0, 0.15) * pool[i].composition.num_atoms,
                                 entry_id=f"cand-{k}") for k, i in enumerate(picks)]
-    systems = {hulls.chemsys(c.composition) for c in candidates}
+    systems = {corrections.chemsys(c.composition) for c in candidates}
     cut = criteria.CoatingCriteria().e_hull_max
 
     def evaluate(pd_for) -> list[tuple]:
         out = []
         for c in candidates:
-            pd = pd_for(hulls.chemsys(c.composition))
+            pd = pd_for(corrections.chemsys(c.composition))
             e_hull, _ = hulls.e_above_hull(pd, c)
             window = hulls.window_of(c, pd) if e_hull < cut else (np.nan, np.nan)
             out.append((e_hull, *window))
@@ -58,7 +59,7 @@ def main() -> None:
     t_engine = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    loop = evaluate(lambda s: PhaseDiagram([e for e in refs if hulls.chemsys(e.composition) <= s]))
+    loop = evaluate(lambda s: PhaseDiagram([e for e in refs if corrections.chemsys(e.composition) <= s]))
     t_loop = time.perf_counter() - t0
 
     diff = np.nanmax(np.abs(np.array(engine) - np.array(loop)))

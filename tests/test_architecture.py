@@ -101,6 +101,14 @@ def test_one_runner_owns_the_chunk_loop():
     assert loops, "the runner's loop itself should be found"
 
 
+def test_the_model_layer_and_core_import_no_stage():
+    """``engine.models`` and ``engine.core`` sit under every stage: they import only each other and the kernels."""
+    below = ("engine.models", "engine.core", "kernels")
+    wrong = {name: sorted(m for m in imported_modules(path) if not m.startswith(below))
+             for name, path in NAMES.items() if name.startswith(("engine.models", "engine.core"))}
+    assert {k: v for k, v in wrong.items() if v} == {}
+
+
 def test_stage_modules_do_not_import_each_other():
     stage_modules = {s.run.__module__ for s in STAGES}
     for name in stage_modules:

@@ -11,13 +11,14 @@ from pathlib import Path
 
 from pymatgen.core import Composition, Structure
 
+from engine.core.corrections import apply_correction, chemsys, model_entry
 from engine.core.crystals import Crystals
 from engine.core.rows import Status
 from engine.references.cache import relax_references
 from engine.references.sources import ReferencePhase
 from engine.relax.fire import RelaxResult, RelaxSettings, relax
 from engine.thermo.criteria import CoatingCriteria
-from engine.thermo.hulls import Hulls, apply_correction, chemsys, model_entry, needed_systems
+from engine.thermo.hulls import Hulls, needed_systems
 from engine.thermo.judgement import ThermoRow, evaluate_candidate, partner_window
 
 
@@ -29,7 +30,7 @@ class Judging:
     cathode: str
     below_hull_tolerance: float  # eV/atom
     criteria: CoatingCriteria
-    correction: str  # the run's scheme (engine.thermo.hulls.Correction); a member whose config names one uses its own
+    correction: str  # the run's scheme (engine.core.corrections.Correction); a member's config may name its own
     relax: RelaxSettings
     cache_dir: Path
     source_name: str

@@ -19,9 +19,9 @@ import numpy as np
 
 from engine.committee.members import Judging, judge, phases_for
 from engine.committee.verdict import AGREED, REJECTED, SPLIT, UNJUDGED, committee_verdict
+from engine.core.corrections import correction_of
 from engine.core.rows import NAN, Row, Status, short_error
 from engine.models import model_config
-from engine.thermo.hulls import correction_of
 from engine.thermo.judgement import ThermoRow
 
 VALUES = ("e_hull", "e_red", "e_ox", "e_rxn_electrolyte", "e_rxn_cathode")  # per member, from its thermo row

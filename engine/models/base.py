@@ -14,7 +14,7 @@ from ase.data import chemical_symbols
 from torch_sim.models.interface import ModelInterface
 from torch_sim.neighbors import torch_nl_linked_cell, torchsim_nl
 
-from engine.thermo.hulls import Correction
+from engine.core.corrections import Correction
 
 try:  # torch-sim's fastest neighbour list, when nvalchemiops is installed
     from nvalchemiops.neighborlist.neighbor_utils import NeighborOverflowError
@@ -33,7 +33,7 @@ class ModelSettings:
     path: str | None = None  # local weights (a file, or matgl's model folder); overrides name for loading
     modal: str | None = None  # multi-fidelity heads (SevenNet-MF: PBE | R2SCAN)
     dtype: str = "float64"  # float32 | float64 (SevenNet and CHGNet: float32 only)
-    # the energy correction its energies need (engine.thermo.hulls.Correction): mp2020 for raw MPtrj energies,
+    # the energy correction its energies need (engine.core.corrections.Correction): mp2020 for raw MPtrj energies,
     # mp2020_anions for pure PBE (MatPES), none for energies corrected already (CHGNet); null: references.correction
     correction: Correction | None = None
 

@@ -25,9 +25,9 @@ import numpy as np
 from pymatgen.core import Composition, Structure
 from pymatgen.entries.computed_entries import ComputedEntry, ComputedStructureEntry
 
+from engine.core.corrections import Correction
 from engine.core.settings import local_setting, secret_setting
 from engine.core.workers import WorkerError, map_isolated
-from engine.thermo.hulls import Correction
 
 log = logging.getLogger(__name__)
 

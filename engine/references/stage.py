@@ -19,20 +19,12 @@ from pathlib import Path
 from pymatgen.core import Composition, Structure
 from pymatgen.entries.computed_entries import ComputedEntry
 
+from engine.core.corrections import apply_correction, chemsys, correction_of, model_entry
 from engine.core.rows import NAN, Row, Status
 from engine.references.cache import relax_references
 from engine.references.prototypes import binary_edges
 from engine.references.sources import ReferencePhase, collect_phases, prototype_phases, reference_source
-from engine.thermo.hulls import (
-    Hulls,
-    MissingReferencesError,
-    apply_correction,
-    chemsys,
-    correction_of,
-    e_above_hull,
-    model_entry,
-    needed_systems,
-)
+from engine.thermo.hulls import Hulls, MissingReferencesError, e_above_hull, needed_systems
 
 
 @dataclass

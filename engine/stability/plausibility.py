@@ -23,13 +23,14 @@ from functools import partial
 
 from pymatgen.core import Composition, Structure
 
+from engine.core.corrections import chemsys
 from engine.core.rows import NAN, Row, Status, short_error
 from engine.core.workers import WorkerError, map_isolated
 from engine.references.sources import stored_references
 from engine.stability.bond_valence import NoOxidationStatesError, bond_valences, with_oxidation_states
 from engine.stability.coordination import ReferenceEnvironments, cation_environments, judge_coordination
 from engine.stability.tie_lines import tie_line
-from engine.thermo.hulls import Hulls, MissingReferencesError, chemsys
+from engine.thermo.hulls import Hulls, MissingReferencesError
 
 log = logging.getLogger(__name__)
 STAGE = "plausibility"

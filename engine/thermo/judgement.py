@@ -12,9 +12,10 @@ import numpy as np
 from pymatgen.core import Composition
 from pymatgen.entries.computed_entries import ComputedEntry
 
+from engine.core.corrections import chemsys
 from engine.core.rows import NAN, Row, Status
 from engine.thermo.criteria import CoatingCriteria, classify
-from engine.thermo.hulls import Hulls, MissingReferencesError, chemsys, e_above_hull, mixing_energy, pd_with, window_of
+from engine.thermo.hulls import Hulls, MissingReferencesError, e_above_hull, mixing_energy, pd_with, window_of
 
 
 @dataclass

@@ -15,10 +15,11 @@ from functools import partial
 import numpy as np
 from pymatgen.core import Composition
 
+from engine.core.corrections import apply_correction, chemsys, model_entry
 from engine.core.rows import Status
 from engine.core.workers import WorkerError, map_isolated
 from engine.references.sources import stored_references
-from engine.thermo.hulls import Hulls, apply_correction, chemsys, model_entry
+from engine.thermo.hulls import Hulls
 from engine.thermo.judgement import ThermoRow, evaluate_candidate, partner_window
 
 __all__ = ["Partners", "ThermoRow", "ThermoSettings", "criteria_counts", "evaluate_candidate", "funnel", "run_stage",

@@ -9,6 +9,7 @@ from pymatgen.analysis.phase_diagram import PhaseDiagram
 from pymatgen.core import Composition
 
 from engine.committee.members import Judging, judge
+from engine.core.corrections import apply_correction, correction_of, model_entry
 from engine.core.crystals import Crystals
 from engine.models import load_model, model_config
 from engine.references.cache import relax_references
@@ -16,7 +17,6 @@ from engine.references.prototypes import binary_edges
 from engine.references.sources import BuiltinReferences, collect_phases, prototype_phases
 from engine.relax.fire import RelaxSettings
 from engine.thermo.criteria import CoatingCriteria
-from engine.thermo.hulls import apply_correction, correction_of, model_entry
 
 MEMBERS = ["m3gnet", "chgnet"]
 

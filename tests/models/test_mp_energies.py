@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import torch
 
+from engine.core.corrections import apply_correction, correction_of, model_entry
 from engine.core.structures import pack
 from engine.models import load_model, model_config
 from engine.references.sources import read_entries
-from engine.thermo.hulls import apply_correction, correction_of, model_entry
 from tests.conftest import SHARED
 
 ENTRIES = ["mp-1960-GGA", "mp-135-GGA", "mp-1009490-GGA", "mp-19079-GGA+U", "mp-22526-GGA+U"]

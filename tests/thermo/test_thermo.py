@@ -9,6 +9,7 @@ from pymatgen.analysis.phase_diagram import GrandPotentialPhaseDiagram, PhaseDia
 from pymatgen.core import Composition, Element
 from pymatgen.entries.computed_entries import ComputedEntry
 
+from engine.core import corrections
 from engine.models import load_model
 from engine.references.cache import relax_references
 from engine.references.sources import BuiltinReferences, FileReferences, collect_phases
@@ -41,10 +42,10 @@ def test_mp_e_above_hull_reproduced(li_co_o_entries):
 def test_mp2020_with_mp_run_types_reproduces_mp_corrections(li_co_o_entries):
     """An entry rebuilt from MP's uncorrected energy and structure, with the run type and U values that
     ``mp_run_parameters`` assigns, gets exactly MP's corrected energy."""
-    rebuilt = [hulls.model_entry(e.structure, e.uncorrected_energy, e.entry_id) for e in li_co_o_entries]
+    rebuilt = [corrections.model_entry(e.structure, e.uncorrected_energy, e.entry_id) for e in li_co_o_entries]
     for e, r in zip(li_co_o_entries, rebuilt):
         assert r.parameters["run_type"] == e.parameters["run_type"], e.entry_id
-    corrected, dropped = hulls.apply_correction(rebuilt, "mp2020")
+    corrected, dropped = corrections.apply_correction(rebuilt, "mp2020")
     assert not dropped
     by_id = {e.entry_id: e for e in li_co_o_entries}
     diffs = [abs(c.energy_per_atom - by_id[c.entry_id].energy_per_atom) for c in corrected]
@@ -147,8 +148,8 @@ def test_builtin_references_with_sevennet(tmp_path, monkeypatch):
     again = relax_references(phases, loaded, settings, tmp_path)
     assert {k: r.energy for k, r in again.items()} == {k: r.energy for k, r in relaxed.items()}
 
-    raw = [hulls.model_entry(r.structure, r.energy, k) for k, r in relaxed.items()]
-    entries, dropped = hulls.apply_correction(raw, "mp2020")
+    raw = [corrections.model_entry(r.structure, r.energy, k) for k, r in relaxed.items()]
+    entries, dropped = corrections.apply_correction(raw, "mp2020")
     assert not dropped
     hull_set = hulls.Hulls(entries)
     windows = {}
@@ -156,7 +157,7 @@ def test_builtin_references_with_sevennet(tmp_path, monkeypatch):
         comp = Composition(formula)
         entry = min((e for e in entries if e.composition.reduced_formula == comp.reduced_formula),
                     key=lambda e: e.energy_per_atom)
-        windows[formula] = hulls.window_of(entry, hull_set[hulls.chemsys(comp)])
+        windows[formula] = hulls.window_of(entry, hull_set[corrections.chemsys(comp)])
     print({k: tuple(round(v, 3) for v in w) for k, w in windows.items()})
     e_red, e_ox = windows["Li10GeP2S12"]
     assert 1.4 <= e_red < e_ox <= 2.5

@@ -17,12 +17,13 @@ import numpy as np
 import pytest
 from pymatgen.core import Composition
 
+from engine.core.corrections import apply_correction, chemsys, model_entry
 from engine.models import load_model, model_config
 from engine.references.cache import relax_references
 from engine.references.prototypes import binary_edges
 from engine.references.sources import BuiltinReferences, collect_phases, prototype_phases
 from engine.relax.fire import RelaxSettings
-from engine.thermo.hulls import Hulls, apply_correction, chemsys, model_entry, window_of
+from engine.thermo.hulls import Hulls, window_of
 
 PUBLISHED_V = {"Li2S": (0.0, 2.01), "Li2O": (0.0, 2.91), "Li3N": (0.0, 0.44), "Li3PS4": (1.71, 2.31),
                "Li10GeP2S12": (1.71, 2.14)}  # Zhu, He & Mo (2015), V vs Li/Li+
