@@ -11,8 +11,7 @@ Writes beside the HDF5 file (``<run>_report/``):
 - ``bandgap.png``: the distribution of predicted band gaps, per committee member and as decided, with the threshold;
 - ``windows.png``: the electrochemical stability window [E_red, E_ox] of each thermodynamically evaluated
   candidate against the coating thresholds and the electrolyte's window;
-- one plot per stage that declares one in the stage table (``committee.png``: each member's E_hull of the
-  candidates the committee judged).
+- one plot per stage that declares one in the stage table (``committee.png``: members' E_hull of its candidates).
 
 Everything is read from the HDF5 file, including the thresholds (the resolved config in its root attributes).
 """
@@ -136,9 +135,10 @@ def markdown(store: ResultStore, steps: list[FunnelStep], anode: list[dict], cat
     """The report's text; ``later``: the headers of the later stages' coating columns (:func:`later_columns`);
     ``criteria``: the set that judged the coating tables; ``control_lines``: the Controls section."""
     later = [head for head, _ in later_columns(store)] if later is None else later
+    partners = stored_partners(store)  # the electrolyte window the criteria used, and a warning where it is off
     judged = (f"Judged by `criteria={criteria.name}`: E_hull < {criteria.e_hull_max} eV/atom, AC E_red < "
-              f"{criteria.ac_e_red_max} V, CC E_ox > {criteria.cc_e_ox_min} V, E_rxn > {criteria.e_rxn_min} "
-              "eV/atom." if criteria is not None else "")
+              f"{criteria.ac_e_red_max} V, CC E_ox > {criteria.cc_e_ox_min} V, E_rxn > {criteria.e_rxn_min} eV/atom."
+              + "".join(f" {line}." for line in (partners.lines() if partners else [])) if criteria else "")
     lines = [f"# Screening report: {store.path.name}", "", "## Funnel", "",
              "| criterion | candidates passing |", "|---|---:|"]
     lines += [f"| {s.criterion} | {'–' if s.passed is None else s.passed}{f' ({s.note})' if s.note else ''} |"

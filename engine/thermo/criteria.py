@@ -21,6 +21,14 @@ class CoatingCriteria:
     ac_e_red_max: float = 0.3  # AC: E_red below this (stable at 0 V within 0.3 V) and E_ox above E_red(electrolyte)
     cc_e_ox_min: float = 4.2  # CC: E_ox above this (stable at 4.5 V within 0.3 V) and E_red below E_ox(electrolyte)
     e_rxn_min: float = -0.2  # mixing energy with the electrolyte (and the cathode, for CC) above this
+    # [E_red, E_ox] V vs Li/Li+: the electrolyte window the AC/CC criteria use; null: the run's own (its model and
+    # references; checked against the published window, engine.thermo.electrolyte, with a warning where it is off)
+    electrolyte_window: list[float] | None = None
+
+    def __post_init__(self):
+        w = self.electrolyte_window
+        if w is not None and not (len(w) == 2 and w[0] < w[1]):
+            raise ValueError(f"criteria.electrolyte_window must be [E_red, E_ox] with E_red < E_ox (V), not {w}")
 
 
 @dataclass

@@ -9,6 +9,7 @@ candidates are corrected with the same scheme (``references.correction``, read b
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass, fields
 from functools import partial
 
@@ -16,15 +17,17 @@ import numpy as np
 from pymatgen.core import Composition
 
 from engine.core.corrections import apply_correction, chemsys, model_entry
-from engine.core.rows import Status
+from engine.core.rows import NAN, Status
 from engine.core.workers import WorkerError, map_isolated
 from engine.references.sources import stored_references
+from engine.thermo.electrolyte import advice, window_warning
 from engine.thermo.hulls import Hulls
 from engine.thermo.judgement import ThermoRow, evaluate_candidate, partner_window
 
 __all__ = ["Partners", "ThermoRow", "ThermoSettings", "criteria_counts", "evaluate_candidate", "funnel", "run_stage",
            "stored_partners"]
 
+log = logging.getLogger(__name__)
 MIN_PARALLEL_SYSTEMS = 4  # a system's hulls (several with 6 elements, with a partner) take 0.1-1 s
 
 
@@ -42,7 +45,9 @@ class ThermoSettings:
 
 @dataclass
 class Partners:
-    """The electrolyte's and the cathode's windows [V vs Li/Li+], written as ``thermo/`` attributes."""
+    """The electrolyte's and the cathode's windows [V vs Li/Li+] from the run's references, the electrolyte window
+    the criteria used and why the run's own should not be trusted (engine.thermo.electrolyte), as ``thermo/``
+    attributes."""
     electrolyte: str
     electrolyte_e_red_V: float
     electrolyte_e_ox_V: float
@@ -50,6 +55,22 @@ class Partners:
     cathode_e_red_V: float
     cathode_e_ox_V: float
     reference_source: str
+    judged_e_red_V: float = NAN  # the electrolyte window the AC/CC criteria used
+    judged_e_ox_V: float = NAN
+    window_pinned: bool = False  # criteria.electrolyte_window set it
+    window_warning: str = ""  # "" or why the run's own electrolyte window is off
+
+    def lines(self) -> list[str]:
+        """The summary's and the report's lines on the electrolyte's window."""
+        own = f"{self.electrolyte} window: {self.electrolyte_e_red_V:.2f} - {self.electrolyte_e_ox_V:.2f} V vs Li/Li+"
+        out = [own + ("" if self.window_pinned else " (the criteria use it)")]
+        if self.window_pinned:
+            out.append(f"the criteria use {self.judged_e_red_V:.2f} - {self.judged_e_ox_V:.2f} V "
+                       "(criteria.electrolyte_window)")
+        if self.window_warning:
+            out.append(f"WARNING: {self.window_warning}" + ("" if self.window_pinned else
+                                                              f"; {advice(self.electrolyte)}"))
+        return out
 
 
 def stored_partners(store) -> Partners | None:
@@ -57,7 +78,7 @@ def stored_partners(store) -> Partners | None:
     attrs = store.attrs("thermo")
     if "electrolyte" not in attrs:
         return None
-    return Partners(**{f.name: attrs.get(f.name) for f in fields(Partners)})
+    return Partners(**{f.name: attrs[f.name] for f in fields(Partners) if f.name in attrs})
 
 
 def run_stage(run) -> None:
@@ -83,7 +104,14 @@ def run_stage(run) -> None:
 
     el_entry, el_window, el_problem = partner_window(ref_entries, hulls, electrolyte, "electrolyte", source_name)
     ca_entry, ca_window, ca_problem = partner_window(ref_entries, hulls, cathode, "cathode", source_name)
-    store.set_attrs("thermo", asdict(Partners(cfg.electrolyte, *el_window, cfg.cathode, *ca_window, source_name)))
+    pinned = criteria.electrolyte_window is not None
+    window_used = tuple(float(v) for v in criteria.electrolyte_window) if pinned else el_window
+    partners = Partners(cfg.electrolyte, *el_window, cfg.cathode, *ca_window, source_name, *window_used, pinned,
+                        "" if el_problem else window_warning(cfg.electrolyte, el_window))
+    store.set_attrs("thermo", asdict(partners))
+    if partners.window_warning:
+        log.warning("; ".join(partners.lines()[1:]))
+    el_window = window_used
 
     # one chemical system per host worker, with the entries of its hulls (its own, and with each partner's)
     groups: dict[frozenset, list[str]] = {}
@@ -128,8 +156,7 @@ def criteria_counts(store, cfg) -> tuple[str, list[tuple[str, int]]]:
     title = f"thermo criteria ({partners.reference_source if partners else '?'} references)"
     lines = []
     if partners:
-        lines.append((f"{partners.electrolyte} window: {partners.electrolyte_e_red_V:.2f} - "
-                      f"{partners.electrolyte_e_ox_V:.2f} V vs Li/Li+", None))
+        lines += [(line, None) for line in partners.lines()]
     col = {k: store.column("thermo", k) for k in ("e_hull", "e_rxn_electrolyte", "anode_coating", "cathode_coating")}
     with np.errstate(invalid="ignore"):
         tolerance = getattr(cfg.thermo, "below_hull_tolerance", 0.05)
