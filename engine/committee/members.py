@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pymatgen.core import Composition, Structure
 
-from engine.core.corrections import apply_correction, chemsys, model_entry
+from engine.core.corrections import apply_correction, below_formation_floor, chemsys, model_entry
 from engine.core.crystals import Crystals
 from engine.core.rows import Status
 from engine.references.cache import relax_references
@@ -35,6 +35,7 @@ class Judging:
     cache_dir: Path
     source_name: str
     all_prototype_edges: bool = False  # references.prototype_edges == all (engine.thermo.hulls.Hulls)
+    min_formation_energy: float = -5.0  # eV/atom: references.min_formation_energy (a model's hole, left out)
 
 
 def phases_for(formulas: Sequence[str], judging: Judging, references: dict[str, Structure],
@@ -60,6 +61,7 @@ def judge(loaded, ids: Sequence[str], crystals: Crystals, phases: Sequence[Refer
     refs = relax_references(phases, loaded, judging.relax, judging.cache_dir)
     ref_entries, _ = apply_correction([model_entry(r.structure, r.energy, pid) for pid, r in refs.items() if r.usable],
                                       correction)
+    ref_entries, _ = below_formation_floor(ref_entries, judging.min_formation_energy)
     raw = []
     for cid in ids:
         r = relaxed[cid]

@@ -80,7 +80,7 @@ def run_stage(run) -> None:
                       run.settings("criteria"), str(run.cfg.references.correction),
                       run.settings("relax"), Path(run.cfg.references.cache_dir) / "references",
                       str(store.attrs("references").get("reference_source", "?")),
-                      run.cfg.references.prototype_edges == "all")
+                      run.cfg.references.prototype_edges == "all", float(run.cfg.references.min_formation_energy))
     formula = store.column_by_id("candidates", "formula")
 
     def compute(chunk):

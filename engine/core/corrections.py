@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from enum import StrEnum
 
+import numpy as np
 from pymatgen.core import Composition, Structure
 from pymatgen.entries.compatibility import CompatibilityError, MaterialsProject2020Compatibility
 from pymatgen.entries.computed_entries import ComputedEntry, ComputedStructureEntry
@@ -83,3 +84,26 @@ def correction_of(model_cfg, default: str) -> str:
 
 def chemsys(composition: Composition) -> frozenset[str]:
     return frozenset(el.symbol for el in composition.elements)
+
+
+def below_formation_floor(entries: Sequence[ComputedEntry], floor: float) -> tuple[list[ComputedEntry], dict[str, str]]:
+    """``entries`` less the compounds whose formation energy [eV/atom] against the lowest elemental entries of the
+    same set lies below ``floor`` (a model's hole, not a phase), and why each was left out."""
+    elements = {}
+    for e in entries:
+        if e.composition.is_element:
+            el = e.composition.elements[0]
+            elements[el] = min(elements.get(el, np.inf), e.energy_per_atom)
+    kept, holes = [], {}
+    for e in entries:
+        comp = e.composition
+        if comp.is_element or not all(el in elements for el in comp.elements):
+            kept.append(e)
+            continue
+        formation = e.energy_per_atom - sum(comp.get_atomic_fraction(el) * elements[el] for el in comp.elements)
+        if formation < floor:
+            holes[e.entry_id] = (f"unphysical: formation energy {formation:.2f} eV/atom below "
+                                 f"references.min_formation_energy ({floor}): a hole of the model")
+        else:
+            kept.append(e)
+    return kept, holes

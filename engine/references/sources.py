@@ -69,6 +69,10 @@ class ReferencesSettings:
     prototype_edges: PrototypeEdges = PrototypeEdges.candidates
     # compositions whose systems always get references: the electrolyte and cathode of the thermo stage
     partners: list[str] = field(default_factory=lambda: ["${thermo.electrolyte}", "${thermo.cathode}"])
+    # eV/atom against the model's own elements: a relaxed phase below it has fallen into a hole of the model (no known
+    # solid lies below about -4.5 eV/atom; TensorNet-MatPES-PBE's Ge3P4 prototype collapsed to -11 eV/atom) and would
+    # wreck every hull it enters; it is kept out with its reason
+    min_formation_energy: float = -5.0
 
 
 class ReferenceUnavailableError(RuntimeError):

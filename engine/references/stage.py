@@ -3,7 +3,8 @@
 The systems are those of the relaxed candidates, of the partners (the electrolyte and the cathode) and of each
 candidate joined with each partner (for the mixing energies). Their phases come from the configured source
 (:mod:`engine.references.sources`); with ``energies: model`` they are relaxed with the run's model (cached on disk,
-:mod:`engine.references.cache`) and corrected with ``correction`` (:mod:`engine.thermo.hulls`), with ``energies: source``
+:mod:`engine.references.cache`), corrected with ``correction`` (:mod:`engine.core.corrections`) and a compound below
+``min_formation_energy`` (a hole of the model) is left out with its reason; with ``energies: source``
 the source's own energies are taken as they are. One row per phase goes to ``references/``, with its raw and
 corrected energy and its own E_hull against the other references, so that a poorly built reference shows up in the
 file; the thermo stage builds its hulls from these rows.
@@ -19,7 +20,7 @@ from pathlib import Path
 from pymatgen.core import Composition, Structure
 from pymatgen.entries.computed_entries import ComputedEntry
 
-from engine.core.corrections import apply_correction, chemsys, correction_of, model_entry
+from engine.core.corrections import below_formation_floor, apply_correction, chemsys, correction_of, model_entry
 from engine.core.rows import NAN, Row, Status
 from engine.references.cache import relax_references
 from engine.references.prototypes import binary_edges
@@ -77,7 +78,8 @@ def reference_entries(run, phases: Sequence[ReferencePhase], cfg
         if r.usable:
             raw.append(model_entry(r.structure, r.energy, p.id))
     entries, dropped = apply_correction(raw, correction_of(run.cfg.model, cfg.correction))
-    for pid, why in dropped.items():
+    entries, holes = below_formation_floor(entries, float(cfg.min_formation_energy))
+    for pid, why in {**dropped, **holes}.items():
         rows[pid].status, rows[pid].reason = Status.ERROR, why
     return entries, rows
 
