@@ -88,7 +88,6 @@ def test_a_run_resumes_with_other_batch_sizes_but_not_other_physics(tmp_path):
     from engine.config import register
     from engine.io.store import ResultStore
     from engine.screen import check_resumable
-
     from engine.stages import STAGES
 
     register()

@@ -28,7 +28,7 @@ def run(out, folder, kill_at=None):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     args = [*ARGS, f"candidates.path={folder}", f"output={out}"]
     cmd = command(kill_at, *args) if kill_at else [sys.executable, "-m", "engine.screen", *args]
-    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False)
 
 
 def rows(path) -> dict:

@@ -5,7 +5,6 @@ tests/test_screen.py's."""
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path

@@ -20,7 +20,7 @@ from pathlib import Path
 from pymatgen.core import Composition, Structure
 from pymatgen.entries.computed_entries import ComputedEntry
 
-from engine.core.corrections import below_formation_floor, apply_correction, chemsys, correction_of, model_entry
+from engine.core.corrections import apply_correction, below_formation_floor, chemsys, correction_of, model_entry
 from engine.core.rows import NAN, Row, Status
 from engine.references.cache import relax_references
 from engine.references.prototypes import binary_edges
