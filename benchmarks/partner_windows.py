@@ -22,7 +22,7 @@ from pathlib import Path
 from common import ROOT, model_config, write_json
 from pymatgen.core import Composition
 
-from engine.core.corrections import apply_correction, below_formation_floor, chemsys, correction_of, model_entry
+from engine.core.corrections import chemsys, corrected_references, correction_of, model_entry
 from engine.models import load_model
 from engine.references.cache import relax_references
 from engine.references.prototypes import binary_edges
@@ -71,10 +71,9 @@ def main() -> None:
         start = time.perf_counter()
         relaxed = relax_references(phases, load_model(cfg), RelaxSettings(), Path(args.cache))
         raw = [model_entry(r.structure, r.energy, pid) for pid, r in relaxed.items() if r.usable]
-        entries, _ = apply_correction(raw, correction_of(cfg, "mp2020"))
-        entries, holes = below_formation_floor(entries, args.min_formation_energy)
+        entries, left_out = corrected_references(raw, correction_of(cfg, "mp2020"), args.min_formation_energy)
         results[name] = partner_rows(entries, "builtin")
-        results[name]["left_out"] = holes
+        results[name]["left_out"] = left_out
         results[name]["correction"] = correction_of(cfg, "mp2020")
         results[name]["seconds"] = time.perf_counter() - start
     lgps = published_window("Li10GeP2S12")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pymatgen.core import Composition, Structure
 
-from engine.core.corrections import apply_correction, below_formation_floor, chemsys, model_entry
+from engine.core.corrections import apply_correction, chemsys, corrected_references, model_entry
 from engine.core.crystals import Crystals
 from engine.core.rows import Status
 from engine.references.cache import relax_references
@@ -59,9 +59,8 @@ def judge(loaded, ids: Sequence[str], crystals: Crystals, phases: Sequence[Refer
     relaxed: dict[str, RelaxResult] = {}
     relax(crystals, ids, loaded, judging.relax, lambda rows: relaxed.update({r.id: r for r in rows}))
     refs = relax_references(phases, loaded, judging.relax, judging.cache_dir)
-    ref_entries, _ = apply_correction([model_entry(r.structure, r.energy, pid) for pid, r in refs.items() if r.usable],
-                                      correction)
-    ref_entries, _ = below_formation_floor(ref_entries, judging.min_formation_energy)
+    ref_entries, _ = corrected_references([model_entry(r.structure, r.energy, pid) for pid, r in refs.items()
+                                           if r.usable], correction, judging.min_formation_energy)
     raw = []
     for cid in ids:
         r = relaxed[cid]

@@ -107,3 +107,12 @@ def below_formation_floor(entries: Sequence[ComputedEntry], floor: float) -> tup
         else:
             kept.append(e)
     return kept, holes
+
+
+def corrected_references(raw: Sequence[ComputedEntry], scheme: str, min_formation_energy: float
+                         ) -> tuple[list[ComputedEntry], dict[str, str]]:
+    """Reference entries as every hull takes them: corrected with ``scheme``, less those it rejects and those below
+    ``min_formation_energy`` [eV/atom] (:func:`below_formation_floor`); the second value says why each was left out."""
+    entries, dropped = apply_correction(raw, scheme)
+    entries, holes = below_formation_floor(entries, min_formation_energy)
+    return entries, {**dropped, **holes}

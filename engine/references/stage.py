@@ -20,7 +20,7 @@ from pathlib import Path
 from pymatgen.core import Composition, Structure
 from pymatgen.entries.computed_entries import ComputedEntry
 
-from engine.core.corrections import apply_correction, below_formation_floor, chemsys, correction_of, model_entry
+from engine.core.corrections import chemsys, corrected_references, correction_of, model_entry
 from engine.core.rows import NAN, Row, Status
 from engine.references.cache import relax_references
 from engine.references.prototypes import binary_edges
@@ -77,9 +77,9 @@ def reference_entries(run, phases: Sequence[ReferencePhase], cfg
                                   energy_per_atom=r.energy / n)
         if r.usable:
             raw.append(model_entry(r.structure, r.energy, p.id))
-    entries, dropped = apply_correction(raw, correction_of(run.cfg.model, cfg.correction))
-    entries, holes = below_formation_floor(entries, float(cfg.min_formation_energy))
-    for pid, why in {**dropped, **holes}.items():
+    entries, dropped = corrected_references(raw, correction_of(run.cfg.model, cfg.correction),
+                                            float(cfg.min_formation_energy))
+    for pid, why in dropped.items():
         rows[pid].status, rows[pid].reason = Status.ERROR, why
     return entries, rows
 

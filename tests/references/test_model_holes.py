@@ -3,7 +3,7 @@
 import pytest
 from pymatgen.entries.computed_entries import ComputedEntry
 
-from engine.core.corrections import below_formation_floor
+from engine.core.corrections import below_formation_floor, corrected_references
 from engine.references.sources import ReferencesSettings
 
 
@@ -19,6 +19,8 @@ def test_a_collapsed_prototype_is_left_out_with_its_reason_and_real_phases_stay(
     assert [e.entry_id for e in kept] == ["Ge", "P", "GeP", "Li3PS4"]
     assert list(holes) == ["proto:Ge3P4"]
     assert holes["proto:Ge3P4"].startswith("unphysical: formation energy -11.33 eV/atom below")
+    # what the references stage and every committee member call: the same phases left out, with the same reasons
+    assert corrected_references(entries, "none", ReferencesSettings().min_formation_energy) == (kept, holes)
 
 
 def test_the_floor_lies_below_every_known_solid():
